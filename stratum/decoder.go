@@ -30,7 +30,7 @@ type Message struct {
 	// ID is the raw JSON of the id ("null" when null or missing), to echo back.
 	ID []byte
 
-	params *fastjson.Value // an array, or nil
+	params []*fastjson.Value // nil when missing or not an array
 	result *fastjson.Value // responses; nil when absent
 	errv   *fastjson.Value // responses; nil when absent or null
 	root   *fastjson.Value
@@ -68,7 +68,7 @@ func (d *Decoder) Decode(line []byte) (*Message, error) {
 		m.MethodName = name
 		m.Method = ParseMethod(name)
 		if pv := v.Get("params"); pv != nil && pv.Type() == fastjson.TypeArray {
-			m.params = pv
+			m.params, _ = pv.Array() // fastjson's own slice: no copy
 		}
 		if string(m.ID) == "null" {
 			m.Kind = KindNotification
@@ -90,23 +90,14 @@ func (d *Decoder) Decode(line []byte) (*Message, error) {
 
 // param returns params[i], or nil.
 func (m *Message) param(i int) *fastjson.Value {
-	if m.params == nil {
+	if i >= len(m.params) {
 		return nil
 	}
-	return m.params.Get(paramIndex[i])
+	return m.params[i]
 }
-
-// paramIndex holds array indexes as strings for fastjson's Get, avoiding strconv.
-var paramIndex = [...]string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
 
 // NumParams returns the number of params (0 when missing or not an array).
-func (m *Message) NumParams() int {
-	if m.params == nil {
-		return 0
-	}
-	a, _ := m.params.Array()
-	return len(a)
-}
+func (m *Message) NumParams() int { return len(m.params) }
 
 // paramString returns params[i] as string bytes.
 func (m *Message) paramString(i int) ([]byte, bool) {
