@@ -31,8 +31,8 @@ type Message struct {
 	ID []byte
 
 	params []*fastjson.Value // nil when missing or not an array
-	result *fastjson.Value // responses; nil when absent
-	errv   *fastjson.Value // responses; nil when absent or null
+	result *fastjson.Value   // responses; nil when absent
+	errv   *fastjson.Value   // responses; nil when absent or null
 	root   *fastjson.Value
 }
 
@@ -56,9 +56,14 @@ func (d *Decoder) Decode(line []byte) (*Message, error) {
 	}
 	m := &d.msg
 	*m = Message{root: v, ID: nullID}
-	if idv := v.Get("id"); idv != nil && idv.Type() != fastjson.TypeNull {
+	if idv := v.Get("id"); idv != nil {
+		// MarshalTo before any Type call: fastjson then writes a string id exactly as
+		// sent, escapes included. Type would unescape it in place, and MarshalTo would
+		// re-quote it in Go syntax ("\x01"), which is not always JSON.
 		d.id = idv.MarshalTo(d.id[:0])
-		m.ID = d.id
+		if string(d.id) != "null" {
+			m.ID = d.id
+		}
 	}
 	if mv := v.Get("method"); mv != nil {
 		name, err := mv.StringBytes()

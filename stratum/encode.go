@@ -1,6 +1,9 @@
 package stratum
 
-import "strconv"
+import (
+	"strconv"
+	"unicode/utf8"
+)
 
 // The encoders below append one complete line, newline included, to dst and return
 // the extended slice, in the style of strconv.AppendInt. None allocates when dst has
@@ -8,12 +11,23 @@ import "strconv"
 // proxy originates carry its own numeric ids.
 
 // appendJSONString appends s as a JSON string, escaping quotes, backslashes and
-// control characters. Other bytes, UTF-8 included, pass through.
+// control characters. Valid UTF-8 passes through; each byte that is not becomes
+// U+FFFD, as in encoding/json, since JSON text must be UTF-8 and strict parsers
+// (jansson, in ckpool) refuse a line that is not.
 func appendJSONString[S ~string | ~[]byte](dst []byte, s S) []byte {
 	dst = append(dst, '"')
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
+		case c >= utf8.RuneSelf:
+			var buf [utf8.UTFMax]byte
+			r, size := utf8.DecodeRune(buf[:copy(buf[:], s[i:])])
+			if r == utf8.RuneError && size == 1 {
+				dst = append(dst, "\ufffd"...)
+			} else {
+				dst = append(dst, s[i:i+size]...)
+				i += size - 1
+			}
 		case c == '"' || c == '\\':
 			dst = append(dst, '\\', c)
 		case c == '\n':
@@ -324,15 +338,16 @@ func AppendSuggestDifficulty(dst []byte, id uint64, d float64) []byte {
 }
 
 // AppendSubmit appends mining.submit for s: 5 params, or 6 with version bits.
-// s.Extranonce2 is hex text, written as is.
+// s.Extranonce2 is hex text; it is escaped like any string all the same, since a
+// decoded Submit's extranonce2 is only checked by the share check.
 func AppendSubmit(dst []byte, id uint64, s *Submit) []byte {
 	dst = appendRequest(dst, id, MethodSubmit)
 	dst = appendJSONString(dst, s.Worker)
 	dst = append(dst, ',')
 	dst = appendJSONString(dst, s.JobID)
+	dst = append(dst, ',')
+	dst = appendJSONString(dst, s.Extranonce2)
 	dst = append(dst, `,"`...)
-	dst = append(dst, s.Extranonce2...)
-	dst = append(dst, `","`...)
 	dst = appendHex32(dst, s.NTime)
 	dst = append(dst, `","`...)
 	dst = appendHex32(dst, s.Nonce)

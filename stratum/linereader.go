@@ -6,23 +6,26 @@ import (
 	"io"
 )
 
-// DefaultMaxLineSize is the line limit a LineReader gets when none is given. A
-// mining.notify with a large coinbase and a full branch stays well below it.
-const DefaultMaxLineSize = 16 << 10
+// DefaultMaxLineSize is the line limit a LineReader gets when none is given: room for
+// a mining.notify carrying the largest coinbase a Job accepts (MaxCoinbaseSize bytes,
+// twice that in hex) and a full merkle branch.
+const DefaultMaxLineSize = 2*MaxCoinbaseSize + MaxBranchLen*67 + 1024
 
 // LineReader splits a stream into Stratum lines without copying, keeping a line that
 // arrives in several reads whole. It is not safe for concurrent use.
 type LineReader struct {
-	r *bufio.Reader
+	r   *bufio.Reader
+	max int
 }
 
-// NewLineReader reads from r; a line longer than maxLine bytes (DefaultMaxLineSize
-// when maxLine <= 0) is an ErrLineTooLong.
+// NewLineReader reads from r; a line longer than maxLine bytes, its "\n" or "\r\n"
+// not counted (DefaultMaxLineSize when maxLine <= 0), is an ErrLineTooLong.
 func NewLineReader(r io.Reader, maxLine int) *LineReader {
 	if maxLine <= 0 {
 		maxLine = DefaultMaxLineSize
 	}
-	return &LineReader{r: bufio.NewReaderSize(r, maxLine)}
+	// The buffer holds the line and its "\r\n": the limit counts the line alone.
+	return &LineReader{r: bufio.NewReaderSize(r, maxLine+2), max: maxLine}
 }
 
 // ReadLine returns the next non-empty line without its "\n" or "\r\n". The slice is
@@ -38,6 +41,9 @@ func (l *LineReader) ReadLine() ([]byte, error) {
 			return nil, err
 		}
 		line = bytes.TrimRight(line, "\r\n")
+		if len(line) > l.max {
+			return nil, ErrLineTooLong
+		}
 		if len(bytes.TrimSpace(line)) == 0 {
 			if err != nil {
 				return nil, err

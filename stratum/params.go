@@ -112,7 +112,12 @@ func (m *Message) Notify() (*Job, error) {
 	if v := m.param(8); v != nil {
 		j.Clean = v.Type() == fastjson.TypeTrue
 	}
-	return NewJob(j)
+	job, err := NewJob(j)
+	if err != nil {
+		// Still errors.Is ErrBadBits when nbits is the problem.
+		return nil, fmt.Errorf("%w: %s: %w", ErrBadParams, MethodNotify, err)
+	}
+	return job, nil
 }
 
 // paramHexBytes decodes params[i], a hex string, into a new slice.

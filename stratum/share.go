@@ -15,13 +15,15 @@ type Submit struct {
 }
 
 // ShareKey identifies a share within one job of one session, for duplicate
-// detection: extranonce2, ntime, nonce and version bits. It is comparable.
+// detection: extranonce2, ntime, nonce and the version the header was hashed with
+// (so the rolled bits count, and a 5-param share never collides with a 6-param one
+// that hashes a different header). It is comparable.
 type ShareKey struct {
 	Extranonce2    [MaxExtranonce2Size]byte
 	Extranonce2Len uint8
 	NTime          uint32
 	Nonce          uint32
-	VersionBits    uint32
+	Version        uint32
 }
 
 // CheckParams is what a session knows about the share besides the job and the submit.
@@ -32,7 +34,8 @@ type CheckParams struct {
 	Extranonce2Size int
 	// VersionMask is the negotiated version-rolling mask; 0 when none.
 	VersionMask uint32
-	// ShareTarget is the target in force when the job was sent to this session.
+	// ShareTarget is the target in force when the job was sent to this session;
+	// required (JobWindow.Check sets it).
 	ShareTarget *Target
 	// UpstreamTarget, when set, is a second target to report on (the pool's).
 	UpstreamTarget *Target
@@ -82,7 +85,7 @@ func (c *Checker) Check(j *Job, s *Submit, p *CheckParams) Result {
 		r.Verdict = VerdictExtranonce2Size
 		return r
 	}
-	r.Key = ShareKey{Extranonce2: en2, Extranonce2Len: uint8(n), NTime: s.NTime, Nonce: s.Nonce, VersionBits: s.VersionBits}
+	r.Key = ShareKey{Extranonce2: en2, Extranonce2Len: uint8(n), NTime: s.NTime, Nonce: s.Nonce}
 	if s.NTime < j.NTime || uint64(s.NTime) > uint64(j.NTime)+MaxNTimeRoll {
 		r.Verdict = VerdictNTimeOutOfRange
 		return r
@@ -95,6 +98,7 @@ func (c *Checker) Check(j *Job, s *Submit, p *CheckParams) Result {
 		}
 		r.Version = j.Version&^p.VersionMask | s.VersionBits&p.VersionMask
 	}
+	r.Key.Version = r.Version
 
 	r.Hash = c.hash(j, p.Extranonce1, en2[:n], r.Version, s.NTime, s.Nonce)
 	r.Difficulty = HashDifficulty(&r.Hash)

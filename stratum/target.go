@@ -89,17 +89,20 @@ func TargetFromDifficulty(d float64) (Target, error) {
 	if n.Cmp(maxTarget) > 0 {
 		n.Set(maxTarget)
 	}
+	if n.Sign() == 0 {
+		return Target{}, ErrBadDifficulty // so high that no hash could meet it
+	}
 	return TargetFromInt(n)
 }
 
-// Difficulty returns diff1 / t as a float64; an all-zero target has infinite
-// difficulty.
+// Difficulty returns diff1 / t as a float64 without allocating; an all-zero target has
+// infinite difficulty.
 func (t *Target) Difficulty() float64 {
-	f, _ := new(big.Float).SetInt(t.Int()).Float64()
-	if f == 0 {
-		return math.Inf(1)
+	var words [4]uint64
+	for w := 0; w < 4; w++ {
+		words[w] = binary.BigEndian.Uint64(t[8*w:])
 	}
-	return diff1Float / f
+	return diff1Float / wordsToFloat(&words)
 }
 
 // MetBy reports whether h, read as a little-endian integer, is at most t. It compares
@@ -119,11 +122,17 @@ func (t *Target) MetBy(h *Hash) bool {
 // share difficulty pools credit. It rounds to float64 precision and allocates
 // nothing; a zero hash has infinite difficulty.
 func HashDifficulty(h *Hash) float64 {
-	// Take the 64 most significant bits below the leading zeros, then scale.
 	var words [4]uint64
 	for w := 0; w < 4; w++ {
 		words[w] = binary.LittleEndian.Uint64(h[24-8*w:]) // words[0] most significant
 	}
+	return diff1Float / wordsToFloat(&words)
+}
+
+// wordsToFloat converts a 256-bit integer given as four 64-bit words, most
+// significant first, to a float64: the top 64 significant bits rounded to nearest,
+// lower bits dropped (a relative error below 2^-52).
+func wordsToFloat(words *[4]uint64) float64 {
 	for w := 0; w < 4; w++ {
 		if words[w] == 0 {
 			continue
@@ -133,9 +142,8 @@ func HashDifficulty(h *Hash) float64 {
 		if lz > 0 && w < 3 {
 			top |= words[w+1] >> uint(64-lz)
 		}
-		// top holds bits [255-64w-lz .. 192-64w-lz]; H ≈ top · 2^(192-64w-lz).
-		exp := 192 - 64*w - lz
-		return diff1Float / math.Ldexp(float64(top), exp)
+		// top holds bits [255-64w-lz .. 192-64w-lz], so the value is ≈ top·2^(192-64w-lz).
+		return math.Ldexp(float64(top), 192-64*w-lz)
 	}
-	return math.Inf(1)
+	return 0
 }

@@ -15,8 +15,10 @@ type JobWindow struct {
 }
 
 type windowEntry struct {
-	job    *Job
-	target Target
+	job *Job
+	// target is allocated per job and never written after Add, so the pointers Lookup
+	// and Check hand out keep their value while the window moves and reuses entries.
+	target *Target
 	keys   []ShareKey            // first dedupInline keys
 	more   map[ShareKey]struct{} // keys beyond them
 }
@@ -44,7 +46,7 @@ func (w *JobWindow) Add(j *Job, target Target) {
 		w.entries = append(w.entries, windowEntry{})
 	}
 	e := &w.entries[n]
-	e.job, e.target, e.more = j, target, nil
+	e.job, e.target, e.more = j, &target, nil
 	e.keys = e.keys[:0]
 }
 
@@ -76,10 +78,10 @@ func (w *JobWindow) Latest() *Job {
 func (w *JobWindow) Len() int { return len(w.entries) }
 
 // Lookup returns the job with the given id and the target it was sent with, searching
-// newest first.
+// newest first. The target is never modified, even after the job leaves the window.
 func (w *JobWindow) Lookup(id []byte) (*Job, *Target) {
 	if e := w.find(id); e != nil {
-		return e.job, &e.target
+		return e.job, e.target
 	}
 	return nil, nil
 }
@@ -94,14 +96,14 @@ func (w *JobWindow) find(id []byte) *windowEntry {
 }
 
 // Check looks up the submit's job and checks the share at the target that job was
-// sent with (p.ShareTarget is overwritten). An accepted share is remembered, and the
-// same share again gets VerdictDuplicate.
+// sent with (p.ShareTarget is overwritten with it, a pointer that stays valid). An
+// accepted share is remembered, and the same share again gets VerdictDuplicate.
 func (w *JobWindow) Check(c *Checker, s *Submit, p *CheckParams) (Result, *Job) {
 	e := w.find(s.JobID)
 	if e == nil {
 		return Result{Verdict: VerdictUnknownJob}, nil
 	}
-	p.ShareTarget = &e.target
+	p.ShareTarget = e.target
 	r := c.Check(e.job, s, p)
 	if r.Verdict == VerdictAccepted && !e.remember(r.Key) {
 		r.Verdict = VerdictDuplicate
