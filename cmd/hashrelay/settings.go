@@ -1,0 +1,271 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/hashrelay/hashrelay/proxy"
+)
+
+// options is everything the command line configures: the proxy's Config plus the
+// command's own settings.
+type options struct {
+	cfg       proxy.Config
+	config    string // TOML file
+	logFormat string
+	logLevel  string
+	demo      bool
+	version   bool
+}
+
+// envName maps a flag name to its environment variable: listen → HASHRELAY_LISTEN.
+func envName(flagName string) string {
+	return "HASHRELAY_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// upstreamList is the repeatable -upstream flag.
+type upstreamList struct{ pools *[]proxy.PoolURL }
+
+func (u upstreamList) String() string {
+	if u.pools == nil {
+		return ""
+	}
+	s := make([]string, len(*u.pools))
+	for i, p := range *u.pools {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func (u upstreamList) Set(v string) error {
+	for _, part := range strings.Split(v, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		p, err := proxy.ParsePoolURL(part)
+		if err != nil {
+			return err
+		}
+		*u.pools = append(*u.pools, p)
+	}
+	return nil
+}
+
+// stringList is a repeatable, comma-separated list flag.
+type stringList struct{ v *[]string }
+
+func (l stringList) String() string {
+	if l.v == nil {
+		return ""
+	}
+	return strings.Join(*l.v, ",")
+}
+
+func (l stringList) Set(v string) error {
+	for _, part := range strings.Split(v, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*l.v = append(*l.v, part)
+		}
+	}
+	return nil
+}
+
+// hex32 is a flag holding a uint32 written as 8 hex digits.
+type hex32 struct{ v *uint32 }
+
+func (h hex32) String() string {
+	if h.v == nil {
+		return ""
+	}
+	return fmt.Sprintf("%08x", *h.v)
+}
+
+func (h hex32) Set(s string) error {
+	n, err := strconv.ParseUint(strings.TrimPrefix(s, "0x"), 16, 32)
+	if err != nil {
+		return errors.New("want 8 hex digits")
+	}
+	*h.v = uint32(n)
+	return nil
+}
+
+// identityFlag is the -identity flag.
+type identityFlag struct{ v *proxy.Identity }
+
+func (f identityFlag) String() string {
+	if f.v == nil {
+		return ""
+	}
+	return f.v.String()
+}
+
+func (f identityFlag) Set(s string) error {
+	id, err := proxy.ParseIdentity(s)
+	if err != nil {
+		return err
+	}
+	*f.v = id
+	return nil
+}
+
+// newFlagSet declares every setting. Each is also read from HASHRELAY_<NAME> and from
+// the TOML file's key <name>, in that order of precedence after the command line.
+func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("hashrelay", flag.ContinueOnError)
+	fs.SetOutput(out)
+	c := &o.cfg
+	fs.StringVar(&o.config, "config", "", "TOML configuration file (keys are the flag names)")
+	fs.StringVar(&c.Listen, "listen", proxy.DefaultListen, "miner (stratum) listen address")
+	fs.Var(upstreamList{&c.Upstreams}, "upstream", "pool URL stratum+tcp://USER[:PASS]@HOST:PORT or stratum+ssl://…[?pin=SPKI-SHA256]; repeat for failover order")
+	fs.StringVar(&c.HTTP, "http", proxy.DefaultHTTP, `HTTP address for /healthz, /readyz, /metrics and the API ("off" disables)`)
+	fs.Var(identityFlag{&c.Identity}, "identity", "whose name shares go upstream under: pool, worker or passthrough")
+	fs.IntVar(&c.MinersPerUpstream, "miners-per-upstream", proxy.DefaultMinersPerUpstream, "miners sharing one upstream session")
+	fs.IntVar(&c.PrefixSize, "prefix-size", proxy.DefaultPrefixSize, "per-miner extranonce prefix bytes (1..4)")
+	fs.IntVar(&c.MaxLineSize, "max-line-size", proxy.DefaultMaxLineSize, "longest line accepted from a miner, bytes")
+	fs.DurationVar(&c.ReadIdleTimeout, "read-idle-timeout", proxy.DefaultReadIdleTimeout, "close a miner silent this long")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", proxy.DefaultWriteTimeout, "close a miner whose writes stall this long")
+	fs.IntVar(&c.MaxPendingBytes, "max-pending-bytes", proxy.DefaultMaxPendingBytes, "close a miner with more unsent bytes than this")
+	fs.IntVar(&c.MaxConnections, "max-connections", proxy.DefaultMaxConnections, "miner connections in total")
+	fs.IntVar(&c.MaxConnectionsPerIP, "max-connections-per-ip", proxy.DefaultMaxConnectionsPerIP, "miner connections per source address (0 = no limit)")
+	fs.Var(stringList{&c.AllowWorkers}, "allow-worker", "allowed worker name or account (repeatable; none = all allowed)")
+	fs.DurationVar(&c.JobRefresh, "job-refresh", proxy.DefaultJobRefresh, "resend work when the pool is quiet this long (< 120s)")
+	fs.DurationVar(&c.VardiffShareInterval, "vardiff-interval", proxy.DefaultVardiffShareInterval, "time between shares vardiff aims at")
+	fs.DurationVar(&c.VardiffRetarget, "vardiff-retarget", proxy.DefaultVardiffRetarget, "how often vardiff may change a difficulty")
+	fs.Float64Var(&c.MinDifficulty, "min-difficulty", proxy.DefaultMinDifficulty, "lowest miner difficulty")
+	fs.Float64Var(&c.MaxDifficulty, "max-difficulty", 0, "highest miner difficulty (0 = the pool's)")
+	fs.Float64Var(&c.StartDifficulty, "start-difficulty", proxy.DefaultStartDifficulty, "a new miner's difficulty")
+	fs.BoolVar(&c.PowerOfTwoDifficulty, "pow2-difficulty", false, "round miner difficulty down to a power of two")
+	fs.Var(hex32{&c.VersionMask}, "version-mask", "version-rolling mask to ask pools for (hex)")
+	c.VersionMask = proxy.DefaultVersionMask
+	fs.DurationVar(&c.DialTimeout, "dial-timeout", proxy.DefaultDialTimeout, "bound on connecting to a pool")
+	fs.DurationVar(&c.JobTimeout, "job-timeout", proxy.DefaultJobTimeout, "a pool without a job this long is unhealthy")
+	fs.DurationVar(&c.SubmitTimeout, "submit-timeout", proxy.DefaultSubmitTimeout, "a pool not answering a submit this long is unhealthy")
+	fs.DurationVar(&c.BackoffMin, "backoff-min", proxy.DefaultBackoffMin, "first reconnect back-off")
+	fs.DurationVar(&c.BackoffMax, "backoff-max", proxy.DefaultBackoffMax, "longest reconnect back-off")
+	fs.DurationVar(&c.FailbackAfter, "failback-after", proxy.DefaultFailbackAfter, "a better pool must be healthy this long before failing back")
+	fs.DurationVar(&c.ResumeWindow, "resume-window", proxy.DefaultResumeWindow, "how long shares wait for a pool session to resume")
+	fs.IntVar(&c.MaxBufferedShares, "max-buffered-shares", proxy.DefaultMaxBufferedShares, "shares queued per upstream session")
+	fs.DurationVar(&c.SubscribeWait, "subscribe-wait", proxy.DefaultSubscribeWait, "how long a miner's subscribe waits for a pool")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", proxy.DefaultShutdownTimeout, "bound on a graceful shutdown")
+	fs.StringVar(&c.ReconnectOnShutdown, "reconnect-on-shutdown", "", "HOST:PORT sent to miners in client.reconnect at shutdown")
+	fs.DurationVar(&c.ReconnectJitter, "reconnect-jitter", 0, "spread shutdown reconnects over this window")
+	fs.StringVar(&o.logFormat, "log-format", "json", "json or console")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&o.demo, "demo", false, "run with an in-process simulated pool and simulated miners")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	return fs
+}
+
+// parseSettings fills o from args, then the environment, then the TOML file named by
+// -config (or HASHRELAY_CONFIG), and validates the result. Errors name the setting
+// and where its value came from.
+func parseSettings(args []string, getenv func(string) string, out io.Writer) (*options, error) {
+	o := &options{}
+	fs := newFlagSet(o, out)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil || set[f.Name] {
+			return
+		}
+		if v := getenv(envName(f.Name)); v != "" {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %v", envName(f.Name), v, e)
+			}
+			set[f.Name] = true
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if o.config != "" {
+		if err := applyTOML(fs, o.config, set); err != nil {
+			return nil, err
+		}
+	}
+	if o.demo || o.version {
+		return o, nil
+	}
+	if err := o.cfg.Validate(); err != nil {
+		return nil, err
+	}
+	switch o.logFormat {
+	case "json", "console":
+	default:
+		return nil, fmt.Errorf("log-format: %q: want json or console", o.logFormat)
+	}
+	return o, nil
+}
+
+// applyTOML sets every flag not already set from the TOML file at path. Unknown keys
+// are an error, so a typo does not silently fall back to a default.
+func applyTOML(fs *flag.FlagSet, path string, set map[string]bool) error {
+	var doc map[string]any
+	_, err := toml.DecodeFile(path, &doc)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("config: %v", err)
+		}
+		return fmt.Errorf("config %s: %v", path, err)
+	}
+	keys := make([]string, 0, len(doc))
+	for k := range doc {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		f := fs.Lookup(k)
+		if f == nil || k == "config" {
+			return fmt.Errorf("config %s: unknown setting %q", path, k)
+		}
+		if set[k] {
+			continue
+		}
+		var values []any
+		if list, ok := doc[k].([]any); ok {
+			values = list
+		} else {
+			values = []any{doc[k]}
+		}
+		for _, v := range values {
+			if err := fs.Set(k, tomlString(v)); err != nil {
+				return fmt.Errorf("config %s: %s = %v: %v", path, k, v, err)
+			}
+		}
+	}
+	return nil
+}
+
+// tomlString renders a TOML value the way the flag would be written.
+func tomlString(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case bool:
+		return strconv.FormatBool(x)
+	case time.Duration:
+		return x.String()
+	}
+	return fmt.Sprint(v)
+}

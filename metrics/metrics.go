@@ -1,0 +1,110 @@
+// Package metrics defines every Prometheus metric HashRelay exports, in one place, and
+// serves them. It is built on github.com/prometheus/client_golang, the reference
+// implementation: its text exposition is what promtool and Prometheus themselves
+// parse, and its histograms and registries need no code of ours. Labels stay
+// low-cardinality (reasons, verdicts, pools); per-worker detail is in the status API.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+const namespace = "hashrelay"
+
+// Metrics holds HashRelay's metrics in their own registry, so several servers in one
+// process (tests) never collide.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	// Miners.
+	MinersConnected   prometheus.Gauge       // miners connected now
+	Connections       prometheus.Counter     // miner connections accepted
+	ConnectionsClosed *prometheus.CounterVec // miner connections closed, by reason
+	MalformedLines    prometheus.Counter     // miner lines that did not decode
+
+	// Shares.
+	Shares          *prometheus.CounterVec // shares checked, by verdict
+	SharesForwarded prometheus.Counter     // shares sent upstream
+	UpstreamShares  *prometheus.CounterVec // upstream answers, by result (accepted, rejected, error)
+	UpstreamRejects *prometheus.CounterVec // upstream rejects, by normalized reason
+	SharesLost      *prometheus.CounterVec // accepted shares that never reached a pool, by reason
+	SharesBuffered  prometheus.Counter     // shares held during an upstream outage
+	BlockCandidates prometheus.Counter     // shares meeting the network target
+	AcceptedWork    prometheus.Counter     // difficulty-weighted accepted shares
+
+	// Upstreams.
+	UpstreamUp          *prometheus.GaugeVec   // 1 while a slot is connected to the pool, by pool
+	UpstreamDisconnects *prometheus.CounterVec // upstream connections closed, by reason
+	UpstreamSwitches    prometheus.Counter     // slots moved to another pool (failover or fail-back)
+	ExtranonceChanges   prometheus.Counter     // mining.set_extranonce from pools
+
+	// Latency.
+	JobFanout prometheus.Histogram // time to hand one job to every miner of a slot
+}
+
+// New creates the metrics and registers them, with the Go runtime and process
+// collectors, in a new registry.
+func New() *Metrics {
+	m := &Metrics{
+		Registry:          prometheus.NewRegistry(),
+		MinersConnected:   gauge("miners_connected", "Miners connected now."),
+		Connections:       counter("connections_total", "Miner connections accepted."),
+		ConnectionsClosed: counterVec("connections_closed_total", "Miner connections closed, by reason.", "reason"),
+		MalformedLines:    counter("malformed_lines_total", "Miner lines that did not decode as Stratum."),
+
+		Shares:          counterVec("shares_total", "Shares checked, by verdict.", "verdict"),
+		SharesForwarded: counter("shares_forwarded_total", "Shares sent upstream (those meeting the pool's target)."),
+		UpstreamShares:  counterVec("upstream_shares_total", "Upstream answers to forwarded shares, by result.", "result"),
+		UpstreamRejects: counterVec("upstream_rejects_total", "Shares rejected upstream, by normalized reason.", "reason"),
+		SharesLost:      counterVec("shares_lost_total", "Accepted upstream-worthy shares that never reached a pool, by reason.", "reason"),
+		SharesBuffered:  counter("shares_buffered_total", "Shares held while an upstream reconnected."),
+		BlockCandidates: counter("block_candidates_total", "Shares meeting the network target."),
+		AcceptedWork:    counter("accepted_work_total", "Difficulty-weighted accepted shares (difficulty-1 units)."),
+
+		UpstreamUp:          gaugeVec("upstream_up", "Slots connected to each pool.", "pool"),
+		UpstreamDisconnects: counterVec("upstream_disconnects_total", "Upstream connections closed, by reason.", "reason"),
+		UpstreamSwitches:    counter("upstream_switches_total", "Slots moved to another pool."),
+		ExtranonceChanges:   counter("extranonce_changes_total", "mining.set_extranonce received from pools."),
+
+		JobFanout: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "job_fanout_seconds",
+			Help:    "Time to hand one job to every miner of a slot.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
+		}),
+	}
+	m.Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.MinersConnected, m.Connections, m.ConnectionsClosed, m.MalformedLines,
+		m.Shares, m.SharesForwarded, m.UpstreamShares, m.UpstreamRejects, m.SharesLost,
+		m.SharesBuffered, m.BlockCandidates, m.AcceptedWork,
+		m.UpstreamUp, m.UpstreamDisconnects, m.UpstreamSwitches, m.ExtranonceChanges,
+		m.JobFanout,
+	)
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+func counter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help})
+}
+
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
+}
+
+func gauge(name, help string) prometheus.Gauge {
+	return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help})
+}
+
+func gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, labels)
+}

@@ -1,0 +1,136 @@
+package proxy
+
+import (
+	"strings"
+	"time"
+
+	"github.com/hashrelay/hashrelay/metrics"
+	"github.com/hashrelay/hashrelay/stratum"
+)
+
+// lostReason says why an accepted, upstream-worthy share never reached a pool.
+type lostReason uint8
+
+const (
+	lostQueueFull       lostReason = iota // the slot's submit queue was full (pool stalled)
+	lostBufferFull                        // too many shares buffered during an outage
+	lostUpstreamChanged                   // its job's pool session ended and was not resumed
+	lostUnknownRelay                      // its job was no longer mapped to an upstream job
+	lostShutdown                          // still queued when the proxy stopped
+	lostReasonCount
+)
+
+var lostNames = [...]string{
+	lostQueueFull:       "queue_full",
+	lostBufferFull:      "buffer_full",
+	lostUpstreamChanged: "upstream_changed",
+	lostUnknownRelay:    "unknown_job",
+	lostShutdown:        "shutdown",
+}
+
+func (r lostReason) String() string {
+	if int(r) < len(lostNames) {
+		return lostNames[r]
+	}
+	return "unknown"
+}
+
+// stats is the server's view of its counters: metrics for Prometheus and the per
+// worker accounts for the API.
+type stats struct {
+	m     *metrics.Metrics
+	pools []string
+}
+
+func newStats(m *metrics.Metrics, pools []string) *stats {
+	return &stats{m: m, pools: pools}
+}
+
+func (s *stats) verdict(v stratum.Verdict) { s.m.Shares.WithLabelValues(v.String()).Inc() }
+
+func (s *stats) closed(r CloseReason) {
+	s.m.ConnectionsClosed.WithLabelValues(r.String()).Inc()
+	s.m.MinersConnected.Dec()
+}
+
+func (s *stats) lost(r lostReason, w *worker) {
+	s.m.SharesLost.WithLabelValues(r.String()).Inc()
+	if w != nil {
+		w.mu.Lock()
+		w.lost[r]++
+		w.mu.Unlock()
+	}
+}
+
+func (s *stats) forwarded(w *worker) {
+	s.m.SharesForwarded.Inc()
+	w.mu.Lock()
+	w.forwarded++
+	w.mu.Unlock()
+}
+
+// upstreamResult counts a pool's answer to a forwarded share, per worker and reason.
+func (s *stats) upstreamResult(w *worker, r submitResult, diff float64) {
+	switch {
+	case r.Err != nil:
+		s.m.UpstreamShares.WithLabelValues("error").Inc()
+		w.mu.Lock()
+		w.upRejected["no answer: "+r.Err.Error()]++
+		w.mu.Unlock()
+	case r.Accepted:
+		s.m.UpstreamShares.WithLabelValues("accepted").Inc()
+		s.m.AcceptedWork.Add(diff)
+		w.mu.Lock()
+		w.upAccepted++
+		w.mu.Unlock()
+	default:
+		reason := r.Reject.Reason
+		s.m.UpstreamShares.WithLabelValues("rejected").Inc()
+		s.m.UpstreamRejects.WithLabelValues(normalizeReject(r.Reject.Code, reason)).Inc()
+		if reason == "" {
+			reason = "rejected"
+		}
+		w.mu.Lock()
+		w.upRejected[reason]++
+		w.mu.Unlock()
+	}
+}
+
+// normalizeReject maps a pool's free-text reason to a bounded label.
+func normalizeReject(code int, reason string) string {
+	r := strings.ToLower(reason)
+	switch {
+	case code == 23 || strings.Contains(r, "low diff") || strings.Contains(r, "above target") || strings.Contains(r, "too low"):
+		return "low_difficulty"
+	case code == 21 || strings.Contains(r, "stale") || strings.Contains(r, "job not found") || strings.Contains(r, "invalid jobid"):
+		return "stale"
+	case code == 22 || strings.Contains(r, "duplicate"):
+		return "duplicate"
+	case strings.Contains(r, "ntime") || strings.Contains(r, "time"):
+		return "ntime"
+	case code == 24 || strings.Contains(r, "unauthor") || strings.Contains(r, "worker"):
+		return "unauthorized"
+	case strings.Contains(r, "version"):
+		return "version"
+	}
+	return "other"
+}
+
+func (s *stats) observeFanout(miners int, d time.Duration) {
+	if miners > 0 {
+		s.m.JobFanout.Observe(d.Seconds())
+	}
+}
+
+func (s *stats) upstreamUp(pool int) {
+	s.m.UpstreamUp.WithLabelValues(s.pools[pool]).Inc()
+}
+
+// upstreamDown counts a closed upstream connection; attached says it was a slot's
+// active one (as opposed to a probe).
+func (s *stats) upstreamDown(pool int, attached bool, r upstreamCloseReason) {
+	s.m.UpstreamDisconnects.WithLabelValues(r.String()).Inc()
+	if attached {
+		s.m.UpstreamUp.WithLabelValues(s.pools[pool]).Dec()
+	}
+}
