@@ -144,8 +144,8 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.Float64Var(&c.MaxDifficulty, "max-difficulty", 0, "highest miner difficulty (0 = the pool's)")
 	fs.Float64Var(&c.StartDifficulty, "start-difficulty", proxy.DefaultStartDifficulty, "a new miner's difficulty")
 	fs.BoolVar(&c.PowerOfTwoDifficulty, "pow2-difficulty", false, "round miner difficulty down to a power of two")
+	c.VersionMask = proxy.DefaultVersionMask // before Var, which records the default shown
 	fs.Var(hex32{&c.VersionMask}, "version-mask", "version-rolling mask to ask pools for (hex)")
-	c.VersionMask = proxy.DefaultVersionMask
 	fs.DurationVar(&c.DialTimeout, "dial-timeout", proxy.DefaultDialTimeout, "bound on connecting to a pool")
 	fs.DurationVar(&c.JobTimeout, "job-timeout", proxy.DefaultJobTimeout, "a pool without a job this long is unhealthy")
 	fs.DurationVar(&c.SubmitTimeout, "submit-timeout", proxy.DefaultSubmitTimeout, "a pool not answering a submit this long is unhealthy")
