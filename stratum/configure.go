@@ -88,8 +88,8 @@ func (m *Message) Configure(c *ConfigureRequest) error {
 		c.MinBitCount = n
 	}
 	if v := p.Get("minimum-difficulty.value"); v != nil {
-		d, err := v.Float64()
-		if err != nil || d < 0 || math.IsInf(d, 0) || math.IsNaN(d) {
+		d, ok := numberValue(v)
+		if !ok || v.Type() != fastjson.TypeNumber || d < 0 || math.IsInf(d, 0) || math.IsNaN(d) {
 			return badParams(MethodConfigure, "minimum-difficulty.value is not a number")
 		}
 		c.MinimumDifficulty = d

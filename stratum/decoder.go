@@ -122,12 +122,20 @@ func (m *Message) paramNumber(i int) (float64, bool) {
 	}
 	switch v.Type() {
 	case fastjson.TypeNumber:
-		f, err := v.Float64()
-		return f, err == nil
+		return numberValue(v)
 	case fastjson.TypeString:
 		b, _ := v.StringBytes()
 		f, err := strconv.ParseFloat(string(b), 64)
 		return f, err == nil
 	}
 	return 0, false
+}
+
+// numberValue parses a JSON number from its raw text with strconv, which rounds
+// correctly: fastjson's Float64 reads 3e-05 as 3.0000000000000004e-05, a unit off at
+// a difficulty boundary. Only difficulties take this path, never a share.
+func numberValue(v *fastjson.Value) (float64, bool) {
+	var buf [64]byte
+	f, err := strconv.ParseFloat(string(v.MarshalTo(buf[:0])), 64)
+	return f, err == nil
 }

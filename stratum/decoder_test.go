@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -843,4 +844,21 @@ func TestConfigureResult(t *testing.T) {
 	f(`{"version-rolling":true,"version-rolling.mask":"1fffe00"}`, 0, 0, 0, true)
 	f(`[true]`, 0, 0, 0, true)
 	f(`null`, 0, 0, 0, true)
+}
+
+// TestDifficultyRoundsCorrectly: an exponent form reads as the same float64 as its
+// decimal form (fastjson's own Float64 is a unit off for 3e-05).
+func TestDifficultyRoundsCorrectly(t *testing.T) {
+	var d stratum.Decoder
+	for _, text := range []string{"3e-05", "0.00003", "1e-7", "0.001", "65536", "1.5E+3"} {
+		m, err := d.Decode([]byte(`{"id":null,"method":"mining.set_difficulty","params":[` + text + `]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := m.Difficulty()
+		want, _ := strconv.ParseFloat(text, 64)
+		if err != nil || got != want {
+			t.Errorf("difficulty %s = %v, %v; want %v", text, got, err, want)
+		}
+	}
 }

@@ -168,6 +168,12 @@ func (h *hasher) pace(ctx context.Context) bool {
 	if h.rate > 0 {
 		due := h.paceStart.Add(time.Duration(float64(h.paceDone) / h.rate * float64(time.Second)))
 		wait := time.Until(due)
+		if wait > hashBatchDuration {
+			// Work that arrived early cut earlier waits short: drop the debt rather
+			// than sleep it off in one long pause.
+			h.paceStart, h.paceDone = time.Now(), 0
+			wait = hashBatchDuration
+		}
 		if wait > 0 {
 			h.timer.Reset(wait)
 			select {
