@@ -37,7 +37,7 @@ type Metrics struct {
 	AcceptedWork    prometheus.Counter     // difficulty-weighted accepted shares
 
 	// Upstreams.
-	UpstreamUp          *prometheus.GaugeVec   // 1 while a slot is connected to the pool, by pool
+	UpstreamUp          *prometheus.GaugeVec   // slots connected to each pool now, by pool
 	UpstreamDisconnects *prometheus.CounterVec // upstream connections closed, by reason
 	UpstreamSwitches    prometheus.Counter     // slots moved to another pool (failover or fail-back)
 	ExtranonceChanges   prometheus.Counter     // mining.set_extranonce from pools

@@ -117,7 +117,9 @@ type Config struct {
 	MinDifficulty, MaxDifficulty float64
 	// StartDifficulty is a new miner's difficulty before vardiff or a suggestion.
 	StartDifficulty float64
-	// PowerOfTwoDifficulty rounds miner difficulty down to an integer power of two.
+	// PowerOfTwoDifficulty rounds miner difficulty down to 2^k for a whole k, for
+	// firmware that cannot parse fractions: below 1 it is raised to 1 whenever the
+	// pool's difficulty and MaxDifficulty allow, so such firmware sees integers.
 	PowerOfTwoDifficulty bool
 	// VersionMask is the version-rolling mask the proxy asks pools for.
 	VersionMask uint32
@@ -166,6 +168,9 @@ func orDefault[T comparable](v, def T) T {
 
 func (c *Config) listen() string { return orDefault(c.Listen, DefaultListen) }
 func (c *Config) minersPerUpstream() int {
+	if c.Identity == IdentityPassthrough {
+		return 1 // passthrough: one upstream session per miner, under its own name
+	}
 	return orDefault(c.MinersPerUpstream, DefaultMinersPerUpstream)
 }
 func (c *Config) prefixSize() int  { return orDefault(c.PrefixSize, DefaultPrefixSize) }

@@ -38,11 +38,13 @@ func listenerConfigOf(cfg *Config) listenerConfig {
 // Shutdown: close stops accepting; the caller then closes its connections and calls
 // wait, which returns when every goroutine the listener started has returned.
 type listener struct {
-	nl     net.Listener
-	cfg    listenerConfig
-	fl     *flusher
-	onConn func(c *conn)
-	done   chan struct{} // closed by close
+	// onRefuse, set before start, is told of each connection refused at accept.
+	onRefuse func(CloseReason)
+	nl       net.Listener
+	cfg      listenerConfig
+	fl       *flusher
+	onConn   func(c *conn)
+	done     chan struct{} // closed by close
 
 	mu       sync.Mutex
 	shutdown bool               // mu: no goroutine may start
@@ -135,6 +137,9 @@ func (l *listener) admit(nc net.Conn) {
 	if refuse != CloseNone {
 		nc.Close()
 		l.refused[refuse].Add(1)
+		if l.onRefuse != nil {
+			l.onRefuse(refuse)
+		}
 		return
 	}
 	l.accepted.Add(1)

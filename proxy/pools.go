@@ -9,6 +9,14 @@ import (
 // poolHealth tracks every configured pool's health, shared by all slots: a pool is
 // unhealthy after a connect failure, a job timeout or an unanswered submit, and is
 // retried after an exponential back-off with jitter.
+//
+// A failure round is one back-off: the failures other slots (or an immediate resume
+// attempt) report while the pool is already backing off belong to the same round,
+// so one outage seen by twenty slots is one failure, not twenty. A pool that fails
+// again soon after it came back (it accepts connections, then drops them) keeps its
+// count, so a flapping pool backs off further each time instead of being redialed
+// as fast as it drops; the count starts over only once the pool has stayed healthy
+// for the longest back-off.
 type poolHealth struct {
 	min, max time.Duration
 	now      func() time.Time
@@ -44,22 +52,39 @@ func (h *poolHealth) failed(i int, reason string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	p := &h.pools[i]
-	p.failures++
-	p.retryAt = h.now().Add(h.backoff(p.failures))
-	p.healthySince = time.Time{}
+	now := h.now()
 	p.lastErr = reason
+	stable := !p.healthySince.IsZero() && now.Sub(p.healthySince) >= h.max
+	p.healthySince = time.Time{}
+	if now.Before(p.retryAt) {
+		return // this round's back-off is already running
+	}
+	if stable {
+		p.failures = 0
+	}
+	p.failures++
+	p.retryAt = now.Add(h.backoff(p.failures))
 }
 
-// healthy records that pool i delivered work.
+// healthy records that pool i delivered work: it may be picked at once. Its failure
+// count stays until it has been healthy for the longest back-off (see failed).
 func (h *poolHealth) healthy(i int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	p := &h.pools[i]
-	p.failures = 0
 	p.retryAt = time.Time{}
 	if p.healthySince.IsZero() {
 		p.healthySince = h.now()
 	}
+}
+
+// firstFailure reports whether pool i's current failure round is its first since
+// it was last stable: a lost session is then worth resuming at once, ignoring the
+// back-off; a flapping pool's is not.
+func (h *poolHealth) firstFailure(i int) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.pools[i].failures <= 1
 }
 
 // pick returns the first pool in failover order, at or after `from`, that may be
@@ -79,11 +104,4 @@ func (h *poolHealth) pick(from int) (int, time.Duration) {
 		}
 	}
 	return -1, wait
-}
-
-// snapshot returns a copy of every pool's state, for status pages.
-func (h *poolHealth) snapshot() []poolState {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]poolState(nil), h.pools...)
 }

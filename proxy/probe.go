@@ -7,7 +7,9 @@ import (
 )
 
 // prober holds a connection to a better pool while a slot runs on a worse one, and
-// says when that pool has been healthy long enough to fail back to.
+// says when that pool has been healthy long enough to fail back to. The slot's
+// serve loop owns it: it starts it, asks ready or isFailed on each fail-back tick,
+// and stops it (closing its connection) unless ready handed the connection over.
 type prober struct {
 	slot   *slot
 	idx    int
@@ -17,6 +19,7 @@ type prober struct {
 	u      *upstream
 	since  time.Time
 	failed bool
+	err    error // why the dial failed
 }
 
 // startProbe dials pool idx in the background.
@@ -28,14 +31,11 @@ func (s *slot) startProbe(ctx context.Context, idx int) *prober {
 }
 
 func (p *prober) run(ctx context.Context) {
-	u, err := p.slot.connect(ctx, p.idx, nil, "")
+	u, err := p.slot.connect(ctx, p.idx, nil, false, "")
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil {
-		p.failed = true
-		if ctx.Err() == nil {
-			p.slot.srv.health.failed(p.idx, err.Error())
-		}
+		p.failed, p.err = true, err
 		return
 	}
 	if ctx.Err() != nil {
@@ -50,13 +50,13 @@ func (p *prober) run(ctx context.Context) {
 func (p *prober) ready(after time.Duration) (*upstream, int, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.u == nil || p.slot.srv.now().Sub(p.since) < after {
+	if p.u == nil || p.u.closed.Load() || p.slot.srv.now().Sub(p.since) < after {
 		return nil, 0, false
 	}
 	s := p.slot
 	s.mu.Lock()
 	st := s.states[p.u]
-	ok := st != nil && !st.closed && st.lastJob != nil
+	ok := st != nil && st.lastJob != nil
 	s.mu.Unlock()
 	if !ok {
 		return nil, 0, false
@@ -71,17 +71,17 @@ func (p *prober) ready(after time.Duration) (*upstream, int, bool) {
 func (p *prober) isFailed() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.failed {
-		return true
+	return p.failed || p.u != nil && p.u.closed.Load()
+}
+
+// failure says why the probe failed, for the pool's health record.
+func (p *prober) failure() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err != nil {
+		return p.err.Error()
 	}
-	if p.u == nil {
-		return false
-	}
-	s := p.slot
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := s.states[p.u]
-	return st != nil && st.closed
+	return "connection closed"
 }
 
 // stop abandons the probe and closes its connection.

@@ -13,6 +13,13 @@ import (
 type relayJob struct {
 	job *stratum.Job // downstream form, shared by every miner of the slot
 	up  *upstream    // the connection the job came from
+	// sess is the pool session the job belongs to: up, or the first connection of
+	// the session up resumed (same extranonce1). A share on the job can be submitted
+	// on any live connection of that session, and on no other.
+	sess *upstream
+	// prefixSize is the miner prefix size of the slot's layout when the job was
+	// made (it changes only when the slot re-subscribes its miners).
+	prefixSize int
 	// upstreamID is the pool's job id, used in forwarded submits.
 	upstreamID string
 	// upTarget is the pool's share target in force when the pool sent the job.
@@ -26,10 +33,11 @@ type relayJob struct {
 
 // newRelayJob folds upstream job j for miners with extranonce2 size minerEn2 behind a
 // prefix of prefixSize bytes. notifyClean is the clean_jobs flag miners see; the job
-// voids older ones in their windows only when the pool said so (j.Clean): after a
-// switch of upstream, miners drop old work at once, yet a share already found on it
-// is still checked and forwarded to the connection it came from.
-func newRelayJob(j *stratum.Job, up *upstream, seq uint64, en1 []byte, en2Size, prefixSize, minerEn2 int, diff float64, notifyClean bool) (*relayJob, error) {
+// voids older ones in the proxy's windows only when voids is set (the pool said
+// clean on the same connection): after a switch of upstream, miners drop old work at
+// once, yet a share already found on it is still checked and forwarded to the
+// connection it came from (or counted lost).
+func newRelayJob(j *stratum.Job, up *upstream, seq uint64, en1 []byte, en2Size, prefixSize, minerEn2 int, diff float64, notifyClean, voids bool) (*relayJob, error) {
 	pad := en2Size - prefixSize - minerEn2
 	d := *j
 	d.ID = strconv.FormatUint(seq, 16)
@@ -43,7 +51,7 @@ func newRelayJob(j *stratum.Job, up *upstream, seq uint64, en1 []byte, en2Size, 
 		return nil, err
 	}
 	job := wire
-	if notifyClean && !j.Clean {
+	if notifyClean && !voids {
 		w := *wire
 		w.Clean = false
 		job = &w
@@ -55,6 +63,8 @@ func newRelayJob(j *stratum.Job, up *upstream, seq uint64, en1 []byte, en2Size, 
 	return &relayJob{
 		job:          job,
 		up:           up,
+		sess:         up,
+		prefixSize:   prefixSize,
 		upstreamID:   j.ID,
 		upTarget:     t,
 		upDifficulty: diff,

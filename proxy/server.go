@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +20,10 @@ import (
 
 // Server is a running HashRelay: the miner listener, the slots and their upstreams,
 // and the HTTP status endpoints.
+//
+// Goroutines. Every goroutine the server starts is counted by wg (slots, HTTP) or by
+// the listener (accept loop, one reader per miner); neither starts one once Shutdown
+// has begun (stopping, ln.close). Lock order: mu, then a slot's mu.
 type Server struct {
 	cfg      Config
 	log      zerolog.Logger
@@ -33,16 +39,27 @@ type Server struct {
 	httpSrv *http.Server
 	httpLn  net.Listener
 
-	ctx    context.Context // ends when the server stops
+	// ctx is the slots' context: it ends when the server stops, after the shares
+	// have been flushed.
+	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// minerCtx is the miners' context: it ends as soon as Shutdown begins, so that a
+	// subscribe waiting for a slot gives up.
+	minerCtx    context.Context
+	cancelMiner context.CancelFunc
+	wg          sync.WaitGroup
 
-	mu       sync.Mutex
-	slots    []*slot
-	sessions map[*session]struct{}
+	mu           sync.Mutex
+	slots        []*slot
+	seats        map[*slot]int // miners subscribed to, or joining, each slot
+	sessions     map[*session]struct{}
+	stopping     bool // Shutdown has begun: no slot or goroutine starts
+	minersClosed bool // Shutdown closed the miners: a late one closes itself
+
 	nextID   atomic.Uint64
-	draining atomic.Bool
-	started  atomic.Bool
+	draining atomic.Bool // Shutdown has begun (readyz reads it)
+	started  atomic.Bool // Start was called
+	running  atomic.Bool // Start succeeded: there is something to shut down
 
 	scratch sync.Pool // []*session for broadcasts
 
@@ -54,6 +71,14 @@ type Server struct {
 func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.ReconnectOnShutdown != "" {
+		if _, _, ok := splitReconnect(cfg.ReconnectOnShutdown); !ok {
+			return nil, fmt.Errorf("reconnect-on-shutdown: %q: want HOST:PORT", cfg.ReconnectOnShutdown)
+		}
+	}
+	if cfg.ReconnectJitter >= cfg.shutdownTimeout() {
+		return nil, fmt.Errorf("reconnect-jitter: %v is not below shutdown-timeout %v: the last miners would be cut off, not told", cfg.ReconnectJitter, cfg.shutdownTimeout())
 	}
 	pools := make([]string, len(cfg.Upstreams))
 	for i, u := range cfg.Upstreams {
@@ -68,6 +93,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		stats:    newStats(m, pools),
 		health:   newPoolHealth(len(cfg.Upstreams), cfg.backoffMin(), cfg.backoffMax()),
 		accounts: newAccounts(time.Now),
+		seats:    make(map[*slot]int),
 		sessions: make(map[*session]struct{}),
 	}
 	if len(cfg.AllowWorkers) > 0 {
@@ -79,18 +105,16 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	return s, nil
 }
 
-// Start listens for miners and HTTP and connects the first slot to its pool.
+// Start listens for miners and HTTP and connects the first slot to its pool. The
+// server runs until Shutdown; ctx is not kept.
 func (s *Server) Start(ctx context.Context) error {
 	if !s.started.CompareAndSwap(false, true) {
 		return errors.New("hashrelay: server already started")
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
 	nl, err := net.Listen("tcp", s.cfg.listen())
 	if err != nil {
 		return err
 	}
-	s.fl = newFlusher(0)
-	s.ln = newListener(nl, listenerConfigOf(&s.cfg), s.fl, s.onConn)
 	if addr := s.cfg.httpAddr(); addr != "off" {
 		hl, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -98,16 +122,29 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 		s.httpLn = hl
-		s.httpSrv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
-		s.goRun(func() { _ = s.httpSrv.Serve(hl) })
 	}
-	s.addSlot()
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.minerCtx, s.cancelMiner = context.WithCancel(context.Background())
+	s.fl = newFlusher(0)
+	s.ln = newListener(nl, listenerConfigOf(&s.cfg), s.fl, s.onConn)
+	s.ln.onRefuse = func(r CloseReason) {
+		s.metrics.ConnectionsClosed.WithLabelValues(r.String()).Inc()
+	}
+	if s.httpLn != nil {
+		s.httpSrv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
+		s.goRun(func() { _ = s.httpSrv.Serve(s.httpLn) })
+	}
+	s.mu.Lock()
+	s.addSlotLocked()
+	s.mu.Unlock()
 	s.ln.start()
+	s.running.Store(true)
 	s.log.Info().Str("stratum", nl.Addr().String()).Str("http", s.HTTPAddr()).Int("pools", len(s.cfg.Upstreams)).Msg("hashrelay started")
 	return nil
 }
 
-// goRun runs f on a goroutine the server waits for at shutdown.
+// goRun runs f on a goroutine the server waits for at shutdown. Call it before
+// Shutdown begins, or with mu held and stopping checked.
 func (s *Server) goRun(f func()) {
 	s.wg.Add(1)
 	go func() {
@@ -127,40 +164,73 @@ func (s *Server) HTTPAddr() string {
 	return s.httpLn.Addr().String()
 }
 
-// addSlot starts a new slot and returns it.
-func (s *Server) addSlot() *slot {
-	s.mu.Lock()
+// addSlotLocked starts a new slot and returns it, or nil once Shutdown has begun.
+// mu must be held.
+func (s *Server) addSlotLocked() *slot {
+	if s.stopping {
+		return nil
+	}
 	sl := newSlot(s, len(s.slots))
 	s.slots = append(s.slots, sl)
-	s.mu.Unlock()
 	s.goRun(func() { sl.run(s.ctx) })
 	s.goRun(func() { sl.submitLoop(s.ctx) })
 	return sl
 }
 
-// join places a subscribing miner in the first slot with room, opening a new slot
-// (and upstream session) when all are full.
+// slotCapacity is how many miners sl may hold now (its prefix size is fixed by its
+// first upstream). Takes sl.mu: call it with s.mu held or not, never sl.mu.
+func slotCapacity(sl *slot) int {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	return sl.capacity()
+}
+
+// errServerClosed answers a subscribe that arrives once Shutdown has begun.
+var errServerClosed = errors.New("proxy is shutting down")
+
+// join places a subscribing miner in the first slot with a free seat, opening a new
+// slot (and upstream session) when all are taken. The seat is taken under mu before
+// the miner waits for the slot's first job, so a thousand miners subscribing at once
+// fill the slots in order instead of all queueing on the first one; it is given back
+// when the join fails or the miner leaves (onConn).
 func (s *Server) join(ctx context.Context, m *session) (*slot, []byte, int, uint32, *relayJob, error) {
 	for tries := 0; tries < 3; tries++ {
-		var sl *slot
 		s.mu.Lock()
+		var sl *slot
 		for _, c := range s.slots {
-			if !c.full() {
+			if s.seats[c] < slotCapacity(c) {
 				sl = c
 				break
 			}
 		}
-		s.mu.Unlock()
 		if sl == nil {
-			sl = s.addSlot()
+			if sl = s.addSlotLocked(); sl == nil {
+				s.mu.Unlock()
+				return nil, nil, 0, 0, nil, errServerClosed
+			}
 		}
+		s.seats[sl]++
+		s.mu.Unlock()
 		prefix, en2, mask, cur, err := sl.join(ctx, m)
+		if err != nil {
+			s.leaveSeat(sl)
+		}
 		if errors.Is(err, errSlotFull) {
-			continue
+			continue // its prefix size shrank under us: try the next slot
+		}
+		if ctx.Err() != nil && s.draining.Load() {
+			err = errServerClosed
 		}
 		return sl, prefix, en2, mask, cur, err
 	}
 	return nil, nil, 0, 0, nil, errSlotFull
+}
+
+// leaveSeat gives back a seat taken by join.
+func (s *Server) leaveSeat(sl *slot) {
+	s.mu.Lock()
+	s.seats[sl]--
+	s.mu.Unlock()
 }
 
 // onConn runs a new miner connection on its own (reader) goroutine.
@@ -169,13 +239,22 @@ func (s *Server) onConn(c *conn) {
 	m := newSession(s, c, id, c.remoteAddr())
 	s.mu.Lock()
 	s.sessions[m] = struct{}{}
+	late := s.minersClosed
 	s.mu.Unlock()
 	s.metrics.Connections.Inc()
 	s.metrics.MinersConnected.Inc()
-	m.serve(s.ctx)
+	if late {
+		// Accepted just before the listener closed, registered after Shutdown
+		// closed the miners: serve reads nothing and counts the close.
+		c.close(CloseShutdown)
+	}
+	m.serve(s.minerCtx)
 	s.mu.Lock()
 	delete(s.sessions, m)
 	s.mu.Unlock()
+	if m.slot != nil { // set by a successful subscribe only; reader-owned, and serve has returned
+		s.leaveSeat(m.slot)
+	}
 }
 
 // allowed reports whether a worker name may authorize.
@@ -200,60 +279,199 @@ func (s *Server) releaseMinerScratch(l []*session) {
 	s.scratch.Put(&l)
 }
 
-// Shutdown stops accepting miners, optionally sends them client.reconnect spread over
-// ReconnectJitter, lets queued shares reach their pools, then closes everything. It
-// returns when all goroutines have stopped or ctx ends.
+// Shutdown stops the server gracefully, within ShutdownTimeout and ctx:
+//
+//  1. /readyz turns 503 and the miner listener closes: a new dial is refused.
+//  2. With ReconnectOnShutdown set, every miner is sent client.reconnect, spread
+//     evenly over ReconnectJitter, and the message is let out of its buffer.
+//  3. The miners still connected are closed, and their readers waited for: from
+//     here no share can be accepted, so none can be accepted and then dropped.
+//  4. The slots go on forwarding what is queued until every forwarded share has
+//     been answered by its pool.
+//  5. HTTP stops, the slots stop (closing their upstreams), and Shutdown waits for
+//     every goroutine.
+//
+// When ShutdownTimeout runs out first, the remaining steps run at once and the
+// shares not yet answered are counted lost (reason shutdown) or as upstream errors;
+// that is logged, and Shutdown still returns nil once everything has stopped. It
+// returns ctx.Err() when ctx ends before the goroutines have stopped (they finish in
+// the background).
 func (s *Server) Shutdown(ctx context.Context) error {
-	if !s.started.Load() || !s.draining.CompareAndSwap(false, true) {
+	if !s.running.Load() || !s.draining.CompareAndSwap(false, true) {
 		return nil
 	}
+	start := time.Now()
+	gctx, cancel := context.WithTimeout(ctx, s.cfg.shutdownTimeout())
+	defer cancel()
+
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
+	s.cancelMiner()
 	s.ln.close()
 	if host, port, ok := splitReconnect(s.cfg.ReconnectOnShutdown); ok {
-		s.reconnectAll(ctx, host, port)
+		told := s.reconnectAll(gctx, host, port)
+		s.drainOutbound(gctx, told)
 	}
-	s.flushShares(ctx)
-	s.mu.Lock()
-	for m := range s.sessions {
-		m.c.close(CloseShutdown)
+	s.closeMiners()
+	readers := make(chan struct{})
+	go func() {
+		s.ln.wait()
+		close(readers)
+	}()
+	select {
+	case <-readers:
+	case <-gctx.Done():
 	}
-	s.mu.Unlock()
+	if n := s.flushShares(gctx); n > 0 {
+		s.log.Warn().Int("shares", n).Dur("after", time.Since(start)).Msg("shutdown timeout: shares still queued or unanswered")
+	}
+
 	if s.httpSrv != nil {
-		sctx, cancel := context.WithTimeout(ctx, time.Second)
-		_ = s.httpSrv.Shutdown(sctx)
-		cancel()
+		hctx, hcancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		if s.httpSrv.Shutdown(hctx) != nil {
+			s.httpSrv.Close()
+		}
+		hcancel()
 	}
 	s.cancel()
 	done := make(chan struct{})
 	go func() {
-		s.wg.Wait()
-		s.ln.wait()
+		s.wg.Wait() // slots (their upstreams closed) and HTTP
+		s.closeUpstreams()
+		<-readers
 		s.fl.stop()
 		close(done)
 	}()
 	select {
 	case <-done:
-		s.log.Info().Msg("hashrelay stopped")
+		s.log.Info().Dur("took", time.Since(start)).Msg("hashrelay stopped")
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-// flushShares waits until every slot's queue is empty and its forwarded shares have
-// been answered, or ctx ends.
-func (s *Server) flushShares(ctx context.Context) {
-	tick := time.NewTicker(10 * time.Millisecond)
+// closeMiners closes every miner connection (CloseShutdown); one registered later
+// closes itself (onConn).
+func (s *Server) closeMiners() {
+	s.mu.Lock()
+	s.minersClosed = true
+	for m := range s.sessions {
+		m.c.close(CloseShutdown)
+	}
+	s.mu.Unlock()
+}
+
+// flushShares waits until every slot's queues are empty and every forwarded share
+// has been answered, or ctx ends; it returns how many shares were still waiting.
+// Idle must be seen twice in a row: a share between a slot's queue and its
+// upstream's pending map is in neither for an instant.
+func (s *Server) flushShares(ctx context.Context) int {
+	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
+	idle := 0
 	for {
-		s.mu.Lock()
-		busy := false
-		for _, sl := range s.slots {
-			if len(sl.shares) > 0 || len(sl.blocks) > 0 || sl.pendingSubmits() > 0 {
-				busy = true
+		n := s.sharesInFlight()
+		if n == 0 {
+			if idle++; idle == 2 {
+				return 0
+			}
+		} else {
+			idle = 0
+		}
+		select {
+		case <-ctx.Done():
+			return n
+		case <-tick.C:
+		}
+	}
+}
+
+// sharesInFlight counts the shares queued in slots, buffered for a resuming
+// upstream session, or forwarded and not yet answered.
+func (s *Server) sharesInFlight() int {
+	s.mu.Lock()
+	slots := append([]*slot(nil), s.slots...)
+	s.mu.Unlock()
+	n := int(s.stats.unanswered())
+	for _, sl := range slots {
+		sl.mu.Lock()
+		n += len(sl.buffered)
+		sl.mu.Unlock()
+		n += len(sl.shares) + len(sl.blocks)
+	}
+	return n
+}
+
+// closeUpstreams closes every upstream connection the slots still hold (a slot
+// closes its active one when it stops; one it left after a fail-back would close on
+// a timer) and waits for their goroutines. Call it once the slots have stopped.
+func (s *Server) closeUpstreams() {
+	s.mu.Lock()
+	slots := append([]*slot(nil), s.slots...)
+	s.mu.Unlock()
+	var ups []*upstream
+	for _, sl := range slots {
+		sl.mu.Lock()
+		for u := range sl.states {
+			ups = append(ups, u)
+		}
+		sl.mu.Unlock()
+	}
+	for _, u := range ups {
+		u.close(upstreamCloseShutdown)
+	}
+	for _, u := range ups {
+		<-u.done()
+	}
+}
+
+// reconnectAll sends every miner client.reconnect, spread evenly over
+// ReconnectJitter (in no particular order), and returns the miners told.
+func (s *Server) reconnectAll(ctx context.Context, host string, port int) []*session {
+	s.mu.Lock()
+	miners := make([]*session, 0, len(s.sessions))
+	for m := range s.sessions {
+		miners = append(miners, m)
+	}
+	s.mu.Unlock()
+	jitter := s.cfg.ReconnectJitter
+	start := time.Now()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for i, m := range miners {
+		if jitter > 0 && len(miners) > 1 {
+			at := time.Duration(int64(jitter) * int64(i) / int64(len(miners)))
+			if d := at - time.Since(start); d > 0 {
+				t.Reset(d)
+				select {
+				case <-ctx.Done():
+					return miners[:i]
+				case <-t.C:
+				}
 			}
 		}
-		s.mu.Unlock()
-		if !busy {
+		m.sendReconnect(host, port, 0)
+	}
+	s.log.Info().Int("miners", len(miners)).Str("to", net.JoinHostPort(host, strconv.Itoa(port))).Dur("over", jitter).Msg("miners sent client.reconnect")
+	return miners
+}
+
+// drainOutbound waits until every miner's outbound buffer has been written (so the
+// client.reconnect just sent has left), the miner has gone, or ctx ends.
+func (s *Server) drainOutbound(ctx context.Context, miners []*session) {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for len(miners) > 0 {
+		open := miners[:0]
+		for _, m := range miners {
+			if !m.c.isClosed() && m.c.pending() > 0 {
+				open = append(open, m)
+			}
+		}
+		miners = open
+		if len(miners) == 0 {
 			return
 		}
 		select {
@@ -264,47 +482,20 @@ func (s *Server) flushShares(ctx context.Context) {
 	}
 }
 
-// reconnectAll sends every miner client.reconnect, spread over ReconnectJitter.
-func (s *Server) reconnectAll(ctx context.Context, host string, port int) {
-	s.mu.Lock()
-	miners := make([]*session, 0, len(s.sessions))
-	for m := range s.sessions {
-		miners = append(miners, m)
-	}
-	s.mu.Unlock()
-	jitter := s.cfg.ReconnectJitter
-	for i, m := range miners {
-		if jitter > 0 && len(miners) > 1 {
-			at := time.Duration(int64(jitter) * int64(i) / int64(len(miners)))
-			t := time.NewTimer(at)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-		}
-		m.sendReconnect(host, port, 0)
-	}
-}
-
 // splitReconnect parses "host:port" for client.reconnect.
 func splitReconnect(addr string) (string, int, bool) {
 	if addr == "" {
 		return "", 0, false
 	}
 	host, p, err := net.SplitHostPort(addr)
-	if err != nil {
+	if err != nil || host == "" {
 		return "", 0, false
 	}
-	port := 0
-	for _, c := range p {
-		if c < '0' || c > '9' {
-			return "", 0, false
-		}
-		port = port*10 + int(c-'0')
+	port, err := strconv.Atoi(p)
+	if err != nil || port <= 0 || port > 65535 {
+		return "", 0, false
 	}
-	return strings.TrimSpace(host), port, port > 0 && port < 65536
+	return strings.TrimSpace(host), port, true
 }
 
 // upstreamConfig is the connection configuration for pool i.
@@ -317,6 +508,7 @@ func (s *Server) upstreamConfig(i int) upstreamConfig {
 		JobTimeout:    s.cfg.jobTimeout(),
 		SubmitTimeout: s.cfg.submitTimeout(),
 		WriteTimeout:  s.cfg.writeTimeout(),
+		tls:           s.tlsOverride,
 		Log:           s.log.With().Str("pool", s.cfg.Upstreams[i].String()).Logger(),
 	}
 }

@@ -31,22 +31,26 @@ type slot struct {
 
 	mu         sync.Mutex
 	up         *upstream // active connection; nil while none
-	poolIdx    int       // the pool up belongs to
+	poolIdx    int       // the pool up (or the last active connection) belongs to
+	attached   bool      // some connection has been active: poolIdx is meaningful
 	states     map[*upstream]*upState
-	prefixSize int // fixed for the slot's life
-	minerEn2   int // fixed at the first upstream; 0 until then
+	prefixSize int // fixed until the slot must re-subscribe its miners (attach)
+	minerEn2   int // set by the first upstream; 0 until then
 	mask       uint32
 	seq        uint64
 	jobs       []*relayJob // newest last
-	forceClean bool        // the next relayed job voids older ones (new upstream)
+	forceClean bool        // the next relayed job is sent clean (new upstream or extranonce)
+	fresh      bool        // the next relayed job is a new connection's first: it voids no job of another
 	miners     map[*session]struct{}
 	prefixes   map[uint64]*session
 	nextPrefix uint64
 	ready      chan struct{} // closed when the first job is relayed
 	readyOnce  sync.Once
-	buffered   []pendingShare // shares waiting for an upstream (resume window)
-	lost       *upstream      // the last active upstream that closed
-	lostSince  time.Time      // when it closed; zero while an upstream is active
+	buffered   []pendingShare         // shares waiting for their session to resume
+	stopped    bool                   // drainLost has run: nothing may be buffered
+	workers    map[string]*workerAuth // identity modes: names authorized upstream (identity.go)
+	lost       *upstream              // the last active upstream that closed
+	lostSince  time.Time              // when it closed; zero while an upstream is active
 
 	shares chan pendingShare // forwarded shares, in order; bounded by MaxBufferedShares
 	blocks chan pendingShare // block candidates, sent before any other share
@@ -67,7 +71,12 @@ type upState struct {
 	reason     upstreamCloseReason
 	closeErr   error
 	attached   bool      // was the slot's active connection
-	resumeOf   *upstream // the connection this one resumed (same extranonce1)
+	sess       *upstream // the session's first connection: itself unless it resumed one
+	// A mining.set_extranonce applies from the pool's next job (nextEn1 then
+	// replaces en1): the jobs sent before it keep the extranonce1 they were sent with.
+	nextEn1     []byte
+	nextEn2Size int
+	hasNextEn   bool
 }
 
 func newSlot(srv *Server, index int) *slot {
@@ -93,13 +102,6 @@ func (s *slot) capacity() int {
 		n = max
 	}
 	return n
-}
-
-// full reports whether the slot holds as many miners as it may.
-func (s *slot) full() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.miners) >= s.capacity()
 }
 
 // join attaches a subscribing miner, waiting up to SubscribeWait for the slot's first
@@ -153,18 +155,6 @@ func (s *slot) latestLocked() *relayJob {
 	return s.jobs[len(s.jobs)-1]
 }
 
-// relayFor finds the relay job whose downstream form is j.
-func (s *slot) relayFor(j *stratum.Job) *relayJob {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i := len(s.jobs) - 1; i >= 0; i-- {
-		if s.jobs[i].job == j {
-			return s.jobs[i]
-		}
-	}
-	return nil
-}
-
 // snapshotMiners returns the miners to deliver to; mu must be held.
 func (s *slot) snapshotMinersLocked(dst []*session) []*session {
 	for m := range s.miners {
@@ -194,14 +184,20 @@ func (s *slot) relay(u *upstream, j *stratum.Job, diff float64, refresh bool) {
 		}
 		rj = last.refreshed(s.seq, uint32(s.srv.now().Unix()))
 	} else {
-		clean := j.Clean || s.forceClean
-		rj, err = newRelayJob(j, u, s.seq, st.en1, st.en2Size, s.prefixSize, s.minerEn2, diff, clean)
+		// A connection's first job is clean for that connection only (a pool sends
+		// every new subscriber a clean job): it says nothing of the jobs of the
+		// connection before it, whose shares still go there or are counted lost.
+		clean, voids := j.Clean || s.forceClean, j.Clean && !s.fresh
+		rj, err = newRelayJob(j, u, s.seq, st.en1, st.en2Size, s.prefixSize, s.minerEn2, diff, clean, voids)
 		if err != nil {
 			s.mu.Unlock()
 			s.log.Warn().Err(err).Str("job", j.ID).Msg("upstream job refused")
 			return
 		}
-		s.forceClean = false
+		if st.sess != nil {
+			rj.sess = st.sess
+		}
+		s.forceClean, s.fresh = false, false
 	}
 	if rj.job.Clean {
 		s.jobs = s.jobs[:0]
@@ -219,6 +215,7 @@ func (s *slot) relay(u *upstream, j *stratum.Job, diff float64, refresh bool) {
 	start := s.srv.now()
 	for _, m := range miners {
 		m.deliverJob(rj, rj.notify)
+		s.srv.fl.throttle() // bounds the outbound buffers a fan-out holds at once
 	}
 	s.srv.stats.observeFanout(len(miners), s.srv.now().Sub(start))
 	s.srv.releaseMinerScratch(miners)
@@ -226,12 +223,20 @@ func (s *slot) relay(u *upstream, j *stratum.Job, diff float64, refresh bool) {
 
 // lostSession is what a slot remembers of the upstream it just lost, to resume it.
 type lostSession struct {
-	pool int
-	sid  string
-	en1  []byte
+	pool  int
+	sid   string
+	en1   []byte
+	tried bool // the immediate attempt (past the back-off) was made
 }
 
 // run keeps the slot connected to the best pool it can reach until ctx ends.
+//
+// When the active connection is lost, the pool is redialed at once with the lost
+// session's id, back-off or not, provided that is its first failure since it was
+// last stable and the resume window is open: a pool that drops connections one by
+// one (or restarts) gets its sessions back within milliseconds. That happens once;
+// after it the back-off rules, and later dials to that pool still ask for the
+// session, which only helps (a pool that does not know it gives a new one).
 func (s *slot) run(ctx context.Context) {
 	from := 0
 	var resume *lostSession
@@ -239,10 +244,16 @@ func (s *slot) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		i, wait := s.srv.health.pick(from)
 		var sess *lostSession
-		if resume != nil && s.sinceLost() < s.srv.cfg.resumeWindow() {
-			i, wait, sess = resume.pool, 0, resume // try the lost pool once, resuming
+		fast := false
+		if resume != nil {
+			if !resume.tried && s.inResumeWindow() && s.srv.health.firstFailure(resume.pool) {
+				i, wait, fast = resume.pool, 0, true
+				resume.tried = true
+			}
+			if i == resume.pool {
+				sess = resume
+			}
 		}
-		resume = nil
 		if i < 0 {
 			from = 0
 			if !sleepCtx(ctx, wait) {
@@ -250,7 +261,7 @@ func (s *slot) run(ctx context.Context) {
 			}
 			continue
 		}
-		u, err := s.connect(ctx, i, sess, redirect[i])
+		u, err := s.connect(ctx, i, sess, fast, redirect[i])
 		if err != nil {
 			delete(redirect, i)
 			s.srv.health.failed(i, err.Error())
@@ -258,20 +269,24 @@ func (s *slot) run(ctx context.Context) {
 			from = i + 1
 			continue
 		}
-		from = 0
+		from, resume = 0, nil
 		end := s.serve(ctx, u, i)
 		if ctx.Err() != nil {
 			break
 		}
-		switch {
-		case end.redirect != nil:
-			// client.reconnect: obeyed for this upstream only, never relayed to miners.
-			redirect[end.pool] = end.redirect.addr(s.srv.cfg.Upstreams[end.pool].Addr)
-			resume = &lostSession{pool: end.pool, sid: end.u.SessionID, en1: end.u.Extranonce1}
-			sleepCtx(ctx, end.redirect.Wait)
-		case end.failed:
+		if end.failed {
 			s.srv.health.failed(end.pool, end.reason.String())
-			resume = &lostSession{pool: end.pool, sid: end.u.SessionID, en1: end.u.Extranonce1}
+		}
+		if end.attached && (end.failed || end.redirect != nil) {
+			resume = &lostSession{pool: end.pool, sid: end.u.SessionID, en1: s.sessionEn1(end.u)}
+		}
+		if end.redirect != nil {
+			// client.reconnect: obeyed for this upstream only, never relayed to
+			// miners. The wait is bounded: miners have no work meanwhile.
+			redirect[end.pool] = end.redirect.addr(s.srv.cfg.Upstreams[end.pool].Addr)
+			if !sleepCtx(ctx, min(end.redirect.Wait, s.srv.cfg.backoffMax())) {
+				break
+			}
 		}
 	}
 	s.mu.Lock()
@@ -282,19 +297,25 @@ func (s *slot) run(ctx context.Context) {
 	}
 }
 
-// sinceLost returns how long the slot has been without an upstream (0 if it has one).
-func (s *slot) sinceLost() time.Duration {
+// inResumeWindow reports whether the slot lost its active connection less than
+// ResumeWindow ago (or has it still, closed but not yet reported).
+func (s *slot) inResumeWindow() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.lostSince.IsZero() {
-		return 0
-	}
-	return s.srv.now().Sub(s.lostSince)
+	return s.inResumeWindowLocked()
 }
 
-// connect dials pool i (at addr when a client.reconnect moved it), resuming the lost
-// session when set.
-func (s *slot) connect(ctx context.Context, i int, resume *lostSession, addr string) (*upstream, error) {
+// inResumeWindowLocked is inResumeWindow; mu must be held.
+func (s *slot) inResumeWindowLocked() bool {
+	if s.lostSince.IsZero() {
+		return s.up != nil // closed but not yet reported: the window has not begun
+	}
+	return s.srv.now().Sub(s.lostSince) < s.srv.cfg.resumeWindow()
+}
+
+// connect dials pool i (at addr when a client.reconnect moved it), asking to resume
+// the lost session when set; fast bounds the attempt by the resume window.
+func (s *slot) connect(ctx context.Context, i int, resume *lostSession, fast bool, addr string) (*upstream, error) {
 	cfg := s.srv.upstreamConfig(i)
 	if addr != "" {
 		cfg.Pool.Addr = addr
@@ -302,6 +323,8 @@ func (s *slot) connect(ctx context.Context, i int, resume *lostSession, addr str
 	timeout := s.srv.cfg.dialTimeout()
 	if resume != nil {
 		cfg.SessionID, cfg.ResumeExtranonce1 = resume.sid, resume.en1
+	}
+	if fast {
 		timeout = min(timeout, s.srv.cfg.resumeWindow())
 	}
 	dctx, cancel := context.WithTimeout(ctx, timeout)
@@ -313,6 +336,7 @@ func (s *slot) connect(ctx context.Context, i int, resume *lostSession, addr str
 type serveEnd struct {
 	u        *upstream
 	pool     int
+	attached bool // u was the slot's active connection (it has a session to resume)
 	failed   bool // count it against the pool's health
 	reason   upstreamCloseReason
 	redirect *upstreamReconnect // the pool sent client.reconnect
@@ -321,11 +345,15 @@ type serveEnd struct {
 // serve attaches u as the slot's upstream until it closes or ctx ends, failing back
 // to a better pool once one has been healthy for FailbackAfter.
 func (s *slot) serve(ctx context.Context, u *upstream, poolIdx int) serveEnd {
-	if !s.attach(u, poolIdx) {
+	if err := s.attach(u, poolIdx, false); err != nil {
+		if errors.Is(err, errUpstreamGone) {
+			return serveEnd{u: u, pool: poolIdx, failed: true, reason: upstreamClosePool}
+		}
 		u.close(upstreamCloseIncompatible)
+		s.log.Warn().Err(err).Str("pool", s.srv.cfg.Upstreams[poolIdx].String()).Msg("upstream not attached")
 		return serveEnd{u: u, pool: poolIdx, failed: true, reason: upstreamCloseIncompatible}
 	}
-	failback := time.NewTicker(s.srv.cfg.failbackAfter() / 4)
+	failback := time.NewTicker(max(s.srv.cfg.failbackAfter()/4, time.Millisecond))
 	defer failback.Stop()
 	refresh := time.NewTicker(s.srv.cfg.jobRefresh() / 4)
 	defer refresh.Stop()
@@ -338,17 +366,18 @@ func (s *slot) serve(ctx context.Context, u *upstream, poolIdx int) serveEnd {
 	for {
 		select {
 		case <-ctx.Done():
-			return serveEnd{u: u, pool: poolIdx}
+			return serveEnd{u: u, pool: poolIdx, attached: true}
 		case <-s.wake:
 			s.mu.Lock()
 			st := s.states[u]
+			closed := st != nil && st.closed
 			var end serveEnd
-			if st != nil && st.closed {
-				end = serveEnd{u: u, pool: poolIdx, failed: st.reason.unhealthy(), reason: st.reason}
+			if closed {
+				end = serveEnd{u: u, pool: poolIdx, attached: true, failed: st.reason.unhealthy(), reason: st.reason}
 				end.redirect, _ = st.closeErr.(*upstreamReconnect)
 			}
 			s.mu.Unlock()
-			if st != nil && st.closed {
+			if closed {
 				return end
 			}
 		case <-refresh.C:
@@ -368,18 +397,22 @@ func (s *slot) serve(ctx context.Context, u *upstream, poolIdx int) serveEnd {
 			}
 			if nu, idx, ok := probe.ready(s.srv.cfg.failbackAfter()); ok {
 				probe = nil
-				s.log.Info().Str("from", s.srv.cfg.Upstreams[poolIdx].String()).Str("to", s.srv.cfg.Upstreams[idx].String()).Msg("failing back")
-				s.srv.stats.m.UpstreamSwitches.Inc()
-				old := u
-				if !s.attach(nu, idx) {
+				if err := s.attach(nu, idx, true); err != nil {
+					// Stay: count it, so the pool is probed again only after a back-off.
 					nu.close(upstreamCloseIncompatible)
+					s.srv.health.failed(idx, err.Error())
+					s.log.Warn().Err(err).Str("pool", s.srv.cfg.Upstreams[idx].String()).Msg("not failing back")
 					continue
 				}
+				s.log.Info().Str("from", s.srv.cfg.Upstreams[poolIdx].String()).Str("to", s.srv.cfg.Upstreams[idx].String()).Msg("failed back")
 				// Make before break: the old connection stays open long enough to
 				// answer shares on its jobs.
+				old := u
 				time.AfterFunc(s.srv.cfg.submitTimeout(), func() { old.close(upstreamCloseSwitched) })
 				u, poolIdx = nu, idx
 			} else if probe.isFailed() {
+				s.srv.health.failed(probe.idx, "fail-back probe: "+probe.failure())
+				probe.stop()
 				probe = nil
 			}
 		}
@@ -393,11 +426,15 @@ func (s *slot) lastRelayed() time.Time {
 	return s.relayedAt
 }
 
-// pendingSubmits counts forwarded shares still waiting for a pool's answer.
+// pendingSubmits counts forwarded shares still waiting for a pool's answer, and
+// buffered ones while their session may still resume.
 func (s *slot) pendingSubmits() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := len(s.buffered)
+	n := 0
+	if s.inResumeWindowLocked() {
+		n = len(s.buffered)
+	}
 	for u, st := range s.states {
 		if !st.closed {
 			n += u.pendingCount()

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 
 	"github.com/hashrelay/hashrelay/stratum"
 )
@@ -25,6 +26,11 @@ type pendingShare struct {
 	block  bool
 	hash   stratum.Hash
 	diff   float64
+	// resent is set on a block candidate whose connection closed before the pool
+	// answered (err says how): it was counted forwarded, and is submitted again on
+	// the resumed session. If it cannot be, it ends as that unanswered submit.
+	resent bool
+	err    error
 }
 
 // enqueue hands an accepted upstream-worthy share to the slot's submit loop without
@@ -77,61 +83,139 @@ func (s *slot) drainLost() {
 			s.srv.stats.lost(lostShutdown, p.acct)
 		default:
 			s.mu.Lock()
-			for _, p := range s.buffered {
-				s.srv.stats.lost(lostShutdown, p.acct)
-			}
-			s.buffered = nil
+			buffered := s.buffered
+			s.buffered, s.stopped = nil, true
 			s.mu.Unlock()
+			for i := range buffered {
+				s.drop(&buffered[i], lostShutdown)
+			}
 			return
 		}
 	}
 }
 
-// forward submits p on the connection its job came from, or on a connection that
-// resumed that session; while the slot has no upstream it is buffered for the resume
-// window; otherwise it is counted lost with the reason.
+// drop settles a share that will not be submitted: lost for reason, or, for one
+// already forwarded once (resent), as the unanswered submit it was.
+func (s *slot) drop(p *pendingShare, reason lostReason) {
+	if p.resent {
+		s.srv.stats.upstreamResult(p.acct, submitResult{Err: p.err}, p.diff)
+		return
+	}
+	s.srv.stats.lost(reason, p.acct)
+}
+
+// forward submits p on a live connection of the pool session its job came from:
+// that connection, or one that resumed the session. While the session may still
+// resume (the slot has no upstream and the resume window is open) it is buffered;
+// a block candidate is buffered past the window too. Otherwise it is counted lost
+// with the reason (a resent one, as the unanswered submit it was): a share is never
+// dropped silently.
 func (s *slot) forward(p *pendingShare) {
 	s.mu.Lock()
 	u := p.rj.up
-	if st := s.states[u]; st == nil || st.closed {
+	if !s.liveLocked(u) {
+		u = nil
+		if up := s.up; up != nil && s.liveLocked(up) && s.states[up].sess == p.rj.sess {
+			u = up
+		}
+	}
+	if u == nil {
+		reason := lostUpstreamChanged
 		switch {
-		case s.up != nil && s.states[s.up].resumeOf == u:
-			u = s.up
-		case s.up == nil && s.lost == u:
-			if len(s.buffered) < s.srv.cfg.maxBufferedShares() || p.block {
+		case s.resumableLocked(p.rj.sess) && (p.block || s.inResumeWindowLocked()):
+			if p.block || len(s.buffered) < s.srv.cfg.maxBufferedShares() {
 				s.buffered = append(s.buffered, *p)
 				s.mu.Unlock()
 				s.srv.stats.m.SharesBuffered.Inc()
 				return
 			}
-			s.mu.Unlock()
-			s.srv.stats.lost(lostBufferFull, p.acct)
-			return
-		default:
-			s.mu.Unlock()
-			s.srv.stats.lost(lostUpstreamChanged, p.acct)
-			return
+			reason = lostBufferFull
 		}
+		s.mu.Unlock()
+		s.drop(p, reason)
+		return
 	}
-	worker := s.srv.cfg.Upstreams[s.states[u].poolIdx].User
+	worker := s.submitNameLocked(u, p.acct, s.states[u].poolIdx)
 	s.mu.Unlock()
 
 	var en2 [2*stratum.MaxExtranonce2Size + 2*8]byte
 	sub := stratum.Submit{
 		Worker:         []byte(worker),
 		JobID:          []byte(p.rj.upstreamID),
-		Extranonce2:    p.rj.appendUpstreamExtranonce2(en2[:0], p.prefix[:s.prefixSize], p.en2[:p.en2Len]),
+		Extranonce2:    p.rj.appendUpstreamExtranonce2(en2[:0], p.prefix[:p.rj.prefixSize], p.en2[:p.en2Len]),
 		NTime:          p.ntime,
 		Nonce:          p.nonce,
 		VersionBits:    p.vbits,
 		HasVersionBits: p.hasVB,
 	}
 	acct, block, hash, diff := p.acct, p.block, p.hash, p.diff
-	s.srv.stats.forwarded(acct)
+	if !p.resent {
+		s.srv.stats.forwarded(acct)
+	}
+	var again pendingShare
+	if block {
+		again = *p
+	}
 	u.submit(sub.Worker, &sub, func(r submitResult) {
+		if block && r.Err != nil && s.resubmitLater(&again, u, r.Err) {
+			s.srv.log.Info().Str("hash", hash.String()).AnErr("error", r.Err).Msg("block candidate unanswered; held for the resumed session")
+			return
+		}
 		s.srv.stats.upstreamResult(acct, r, diff)
 		if block {
-			s.srv.log.Info().Str("hash", hash.String()).Bool("accepted", r.Accepted).Msg("block candidate answered")
+			s.srv.log.Info().Str("hash", hash.String()).Bool("accepted", r.Accepted).AnErr("error", r.Err).Msg("block candidate answered")
 		}
 	})
+}
+
+// resubmitLater buffers a block candidate whose connection u closed under it before
+// the pool answered (the pool may never have read it), to be submitted again when
+// the session resumes: a duplicate block costs nothing, a missing one a block. It
+// reports false when that cannot be: the submit timed out (the pool had it), the
+// proxy closed u (shutdown, fail-back), or the slot is on another session already.
+// Runs on whichever goroutine closed u; no lock of the slot is held there.
+func (s *slot) resubmitLater(p *pendingShare, u *upstream, err error) bool {
+	if !errors.Is(err, errUpstreamClosed) {
+		return false
+	}
+	u.mu.Lock()
+	reason := u.reason
+	u.mu.Unlock()
+	if !reason.unhealthy() && reason != upstreamCloseReconnect {
+		return false
+	}
+	s.mu.Lock()
+	if s.stopped || !s.resumableLocked(p.rj.sess) {
+		s.mu.Unlock()
+		return false
+	}
+	p.resent, p.err = true, err
+	s.buffered = append(s.buffered, *p)
+	s.mu.Unlock()
+	s.srv.stats.m.SharesBuffered.Inc()
+	return true
+}
+
+// liveLocked reports whether u is open and the slot has not seen it close; mu must
+// be held.
+func (s *slot) liveLocked(u *upstream) bool {
+	st := s.states[u]
+	return st != nil && !st.closed && !u.closed.Load()
+}
+
+// resumableLocked reports whether session sess is the one the slot has just lost
+// (or is losing): the slot has no live upstream, and a resume of sess would bring
+// its shares back. mu must be held.
+func (s *slot) resumableLocked(sess *upstream) bool {
+	last := s.up
+	if last == nil {
+		last = s.lost
+	} else if s.liveLocked(last) {
+		return false
+	}
+	if last == nil {
+		return false
+	}
+	st := s.states[last]
+	return st != nil && st.sess == sess
 }

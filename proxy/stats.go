@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashrelay/hashrelay/metrics"
@@ -40,11 +41,43 @@ func (r lostReason) String() string {
 type stats struct {
 	m     *metrics.Metrics
 	pools []string
+	// inFlight counts shares forwarded and not yet answered (or failed): Shutdown
+	// waits for it to reach zero.
+	inFlight atomic.Int64
 }
 
+// upstreamResults are the result label's values of UpstreamShares.
+var upstreamResults = [...]string{"accepted", "rejected", "error"}
+
+// newStats returns the stats over m, with every label value known in advance
+// created at zero, so each family is exported from the start and rate() sees its
+// first increment.
 func newStats(m *metrics.Metrics, pools []string) *stats {
+	for v := stratum.Verdict(0); int(v) < stratum.VerdictCount; v++ {
+		if v != stratum.VerdictNone {
+			m.Shares.WithLabelValues(v.String())
+		}
+	}
+	for r := CloseNone + 1; r < NumCloseReasons; r++ {
+		m.ConnectionsClosed.WithLabelValues(r.String())
+	}
+	for r := lostReason(0); r < lostReasonCount; r++ {
+		m.SharesLost.WithLabelValues(r.String())
+	}
+	for _, r := range upstreamResults {
+		m.UpstreamShares.WithLabelValues(r)
+	}
+	for r := upstreamCloseReason(0); r < numUpstreamCloseReasons; r++ {
+		m.UpstreamDisconnects.WithLabelValues(r.String())
+	}
+	for _, p := range pools {
+		m.UpstreamUp.WithLabelValues(p)
+	}
 	return &stats{m: m, pools: pools}
 }
+
+// unanswered is how many forwarded shares await their pool's answer.
+func (s *stats) unanswered() int64 { return s.inFlight.Load() }
 
 func (s *stats) verdict(v stratum.Verdict) { s.m.Shares.WithLabelValues(v.String()).Inc() }
 
@@ -62,7 +95,9 @@ func (s *stats) lost(r lostReason, w *worker) {
 	}
 }
 
+// forwarded counts a share about to be submitted; upstreamResult must follow, once.
 func (s *stats) forwarded(w *worker) {
+	s.inFlight.Add(1)
 	s.m.SharesForwarded.Inc()
 	w.mu.Lock()
 	w.forwarded++
@@ -71,6 +106,7 @@ func (s *stats) forwarded(w *worker) {
 
 // upstreamResult counts a pool's answer to a forwarded share, per worker and reason.
 func (s *stats) upstreamResult(w *worker, r submitResult, diff float64) {
+	defer s.inFlight.Add(-1) // after the counts, which Shutdown's callers read
 	switch {
 	case r.Err != nil:
 		s.m.UpstreamShares.WithLabelValues("error").Inc()

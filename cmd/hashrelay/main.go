@@ -2,12 +2,19 @@
 // fleet's connections, checks every share, and forwards work to upstream pools.
 //
 //	hashrelay -listen 127.0.0.1:3333 -upstream stratum+tcp://USER[:PASS]@HOST:PORT [-upstream …] -http 127.0.0.1:8080
+//	hashrelay healthcheck [-http ADDR]
 //
 // Every flag is also read from HASHRELAY_<FLAG> (upper case, dashes as underscores)
 // and from a TOML file (-config), the command line first.
+//
+// Exit codes: 0 after a clean shutdown (SIGTERM or SIGINT), 1 when the server cannot
+// start or stop, 2 for an invalid setting. healthcheck exits 0 when /healthz answers
+// 200 and 1 otherwise, never 2 (which Docker reserves), so that it can be a
+// container's HEALTHCHECK without a shell or curl.
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -31,6 +38,9 @@ func main() {
 }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return runHealthcheck(args[1:], getenv, stderr)
+	}
 	o, err := parseSettings(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -53,7 +63,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 	srv, err := proxy.New(o.cfg, log)
 	if err != nil {
-		fmt.Fprintln(stderr, "hashrelay:", err)
+		fmt.Fprintln(stderr, "hashrelay:", o.annotate(err))
 		return 2
 	}
 	if err := srv.Start(ctx); err != nil {
@@ -63,7 +73,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	<-ctx.Done()
 	stop()
 	log.Info().Msg("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), o.cfg.ShutdownTimeout+time.Second)
+	// Shutdown keeps to ShutdownTimeout itself; the second more lets it finish
+	// stopping what it cut short.
+	sctx, cancel := context.WithTimeout(context.Background(), cmp.Or(o.cfg.ShutdownTimeout, proxy.DefaultShutdownTimeout)+time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Error().Err(err).Msg("shutdown incomplete")

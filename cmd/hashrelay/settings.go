@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/rs/zerolog"
 
 	"github.com/hashrelay/hashrelay/proxy"
 )
@@ -25,7 +26,15 @@ type options struct {
 	logLevel  string
 	demo      bool
 	version   bool
+
+	// source says where each setting not left at its default came from: "-name",
+	// "HASHRELAY_NAME" or "config FILE", for error messages.
+	source map[string]string
 }
+
+// commandOnly are the flags read from the command line alone: the environment of a
+// container may well hold HASHRELAY_VERSION for its own reasons.
+var commandOnly = map[string]bool{"version": true}
 
 // envName maps a flag name to its environment variable: listen → HASHRELAY_LISTEN.
 func envName(flagName string) string {
@@ -169,7 +178,24 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 // -config (or HASHRELAY_CONFIG), and validates the result. Errors name the setting
 // and where its value came from.
 func parseSettings(args []string, getenv func(string) string, out io.Writer) (*options, error) {
-	o := &options{}
+	o, err := loadSettings(args, getenv, out)
+	if err != nil {
+		return nil, err
+	}
+	if o.demo || o.version {
+		return o, nil
+	}
+	if err := o.cfg.Validate(); err != nil {
+		return nil, o.annotate(err)
+	}
+	return o, nil
+}
+
+// loadSettings fills o from the command line, the environment and the TOML file,
+// in that order of precedence, and checks the command's own settings; the proxy's
+// Config is left to its Validate.
+func loadSettings(args []string, getenv func(string) string, out io.Writer) (*options, error) {
+	o := &options{source: map[string]string{}}
 	fs := newFlagSet(o, out)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -177,46 +203,78 @@ func parseSettings(args []string, getenv func(string) string, out io.Writer) (*o
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	fs.Visit(func(f *flag.Flag) { o.source[f.Name] = "-" + f.Name })
 
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		if err != nil || set[f.Name] {
+		if err != nil || o.source[f.Name] != "" || commandOnly[f.Name] {
 			return
 		}
 		if v := getenv(envName(f.Name)); v != "" {
-			if e := fs.Set(f.Name, v); e != nil {
+			if e := setFlag(fs, f.Name, v); e != nil {
 				err = fmt.Errorf("%s=%q: %v", envName(f.Name), v, e)
 			}
-			set[f.Name] = true
+			o.source[f.Name] = envName(f.Name)
 		}
 	})
 	if err != nil {
 		return nil, err
 	}
 	if o.config != "" {
-		if err := applyTOML(fs, o.config, set); err != nil {
+		if err := applyTOML(fs, o.config, o.source); err != nil {
 			return nil, err
 		}
-	}
-	if o.demo || o.version {
-		return o, nil
-	}
-	if err := o.cfg.Validate(); err != nil {
-		return nil, err
 	}
 	switch o.logFormat {
 	case "json", "console":
 	default:
-		return nil, fmt.Errorf("log-format: %q: want json or console", o.logFormat)
+		return nil, o.annotate(fmt.Errorf("log-format: %q: want json or console", o.logFormat))
+	}
+	if _, err := zerolog.ParseLevel(o.logLevel); err != nil || o.logLevel == "" {
+		return nil, o.annotate(fmt.Errorf("log-level: %q: want debug, info, warn or error", o.logLevel))
 	}
 	return o, nil
 }
 
-// applyTOML sets every flag not already set from the TOML file at path. Unknown keys
-// are an error, so a typo does not silently fall back to a default.
-func applyTOML(fs *flag.FlagSet, path string, set map[string]bool) error {
+// annotate adds to each line of err ("setting: what is wrong") where that setting
+// came from, when it was not its default.
+func (o *options) annotate(err error) error {
+	lines := strings.Split(err.Error(), "\n")
+	for i, l := range lines {
+		name, _, ok := strings.Cut(l, ":")
+		if src := o.source[name]; ok && src != "" && src != "-"+name {
+			lines[i] = l + " (from " + src + ")"
+		}
+	}
+	return errors.New(strings.Join(lines, "\n"))
+}
+
+// setFlag sets flag name to v, saying what the flag takes when v does not parse
+// (the flag package's own message is only "parse error").
+func setFlag(fs *flag.FlagSet, name, v string) error {
+	err := fs.Set(name, v)
+	if err == nil {
+		return nil
+	}
+	if g, ok := fs.Lookup(name).Value.(flag.Getter); ok {
+		switch g.Get().(type) {
+		case time.Duration:
+			return errors.New("want a duration such as 500ms, 10s or 2m")
+		case bool:
+			return errors.New("want true or false")
+		case int:
+			return errors.New("want an integer")
+		case float64:
+			return errors.New("want a number")
+		}
+	}
+	return err
+}
+
+// applyTOML sets every flag not already set from the TOML file at path, recording
+// the file as their source. Unknown keys are an error, so a typo does not silently
+// fall back to a default.
+func applyTOML(fs *flag.FlagSet, path string, source map[string]string) error {
 	var doc map[string]any
 	_, err := toml.DecodeFile(path, &doc)
 	if err != nil {
@@ -232,12 +290,13 @@ func applyTOML(fs *flag.FlagSet, path string, set map[string]bool) error {
 	sort.Strings(keys)
 	for _, k := range keys {
 		f := fs.Lookup(k)
-		if f == nil || k == "config" {
+		if f == nil || k == "config" || commandOnly[k] {
 			return fmt.Errorf("config %s: unknown setting %q", path, k)
 		}
-		if set[k] {
+		if source[k] != "" {
 			continue
 		}
+		source[k] = "config " + path
 		var values []any
 		if list, ok := doc[k].([]any); ok {
 			values = list
@@ -245,7 +304,7 @@ func applyTOML(fs *flag.FlagSet, path string, set map[string]bool) error {
 			values = []any{doc[k]}
 		}
 		for _, v := range values {
-			if err := fs.Set(k, tomlString(v)); err != nil {
+			if err := setFlag(fs, k, tomlString(v)); err != nil {
 				return fmt.Errorf("config %s: %s = %v: %v", path, k, v, err)
 			}
 		}
