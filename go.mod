@@ -4,6 +4,8 @@ go 1.26.0
 
 require github.com/valyala/fastjson v1.6.10
 
+require github.com/kylelemons/godebug v1.1.0 // indirect
+
 require (
 	github.com/BurntSushi/toml v1.6.0
 	github.com/beorn7/perks v1.0.1 // indirect

@@ -34,6 +34,8 @@ type Metrics struct {
 	SharesLost      *prometheus.CounterVec // accepted shares that never reached a pool, by reason
 	SharesBuffered  prometheus.Counter     // shares held during an upstream outage
 	BlockCandidates prometheus.Counter     // shares meeting the network target
+	FakeJobs        prometheus.Counter     // unpaid jobs sent while no pool was reachable
+	FakeShares      prometheus.Counter     // accepted shares on those jobs (never forwarded)
 	AcceptedWork    prometheus.Counter     // difficulty-weighted accepted shares
 
 	// Upstreams.
@@ -63,6 +65,8 @@ func New() *Metrics {
 		SharesLost:      counterVec("shares_lost_total", "Accepted upstream-worthy shares that never reached a pool, by reason.", "reason"),
 		SharesBuffered:  counter("shares_buffered_total", "Shares held while an upstream reconnected."),
 		BlockCandidates: counter("block_candidates_total", "Shares meeting the network target."),
+		FakeJobs:        counter("fake_jobs_total", "Unpaid jobs sent to miners while no pool was reachable (-fake-jobs)."),
+		FakeShares:      counter("fake_shares_total", "Shares accepted on unpaid jobs; never forwarded."),
 		AcceptedWork:    counter("accepted_work_total", "Difficulty-weighted accepted shares (difficulty-1 units)."),
 
 		UpstreamUp:          gaugeVec("upstream_up", "Slots connected to each pool.", "pool"),
@@ -81,7 +85,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.MinersConnected, m.Connections, m.ConnectionsClosed, m.MalformedLines,
 		m.Shares, m.SharesForwarded, m.UpstreamShares, m.UpstreamRejects, m.SharesLost,
-		m.SharesBuffered, m.BlockCandidates, m.AcceptedWork,
+		m.SharesBuffered, m.BlockCandidates, m.FakeJobs, m.FakeShares, m.AcceptedWork,
 		m.UpstreamUp, m.UpstreamDisconnects, m.UpstreamSwitches, m.ExtranonceChanges,
 		m.JobFanout,
 	)

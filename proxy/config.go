@@ -142,7 +142,10 @@ type Config struct {
 	MaxBufferedShares int
 	// SubscribeWait bounds how long a miner's subscribe waits for an upstream.
 	SubscribeWait time.Duration
-	// FakeJobs lets miners hash unpaid work while no pool is reachable (metered).
+	// FakeJobs keeps miners hashing unpaid work while a slot has no pool (after
+	// ResumeWindow), so firmware does not stop or switch pools: the last real job
+	// resent every JobRefresh under a new id. Its shares are checked and counted
+	// (fake_shares_total), never forwarded. Off by default.
 	FakeJobs bool
 
 	// ShutdownTimeout bounds a graceful shutdown.

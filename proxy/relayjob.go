@@ -29,6 +29,9 @@ type relayJob struct {
 	pad int
 	// notify is the serialized mining.notify, built once for every miner.
 	notify []byte
+	// fake marks unpaid work handed out while no pool is reachable (Config.FakeJobs):
+	// its shares are checked and counted, never forwarded.
+	fake bool
 }
 
 // newRelayJob folds upstream job j for miners with extranonce2 size minerEn2 behind a

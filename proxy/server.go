@@ -174,6 +174,9 @@ func (s *Server) addSlotLocked() *slot {
 	s.slots = append(s.slots, sl)
 	s.goRun(func() { sl.run(s.ctx) })
 	s.goRun(func() { sl.submitLoop(s.ctx) })
+	if s.cfg.FakeJobs {
+		s.goRun(func() { sl.fakeLoop(s.ctx) })
+	}
 	return sl
 }
 

@@ -463,6 +463,10 @@ func (m *session) handleSubmit(msg *stratum.Message) {
 	if r.Block {
 		m.srv.metrics.BlockCandidates.Inc()
 	}
+	if rj != nil && rj.fake {
+		m.srv.metrics.FakeShares.Inc() // unpaid work: no pool to send it to
+		return
+	}
 	// rj is never nil for an accepted share: relays covers the window.
 	if rj != nil && (r.MeetsUpstream || r.Block) { // a block is worth sending whatever the pool's difficulty
 		ps := pendingShare{rj: rj, acct: m.acct, ntime: s.NTime, nonce: s.Nonce, vbits: s.VersionBits, hasVB: s.HasVersionBits, block: r.Block, hash: r.Hash, diff: rj.upDifficulty}

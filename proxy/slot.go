@@ -199,15 +199,7 @@ func (s *slot) relay(u *upstream, j *stratum.Job, diff float64, refresh bool) {
 		}
 		s.forceClean, s.fresh = false, false
 	}
-	if rj.job.Clean {
-		s.jobs = s.jobs[:0]
-	}
-	if len(s.jobs) == jobHistory {
-		copy(s.jobs, s.jobs[1:])
-		s.jobs = s.jobs[:jobHistory-1]
-	}
-	s.jobs = append(s.jobs, rj)
-	s.relayedAt = s.srv.now()
+	s.addJobLocked(rj)
 	miners := s.snapshotMinersLocked(s.srv.minerScratch(len(s.miners)))
 	s.mu.Unlock()
 	s.readyOnce.Do(func() { close(s.ready) })
@@ -219,6 +211,20 @@ func (s *slot) relay(u *upstream, j *stratum.Job, diff float64, refresh bool) {
 	}
 	s.srv.stats.observeFanout(len(miners), s.srv.now().Sub(start))
 	s.srv.releaseMinerScratch(miners)
+}
+
+// addJobLocked records a job about to be relayed: a clean one voids the history,
+// which is bounded by jobHistory. mu must be held.
+func (s *slot) addJobLocked(rj *relayJob) {
+	if rj.job.Clean {
+		s.jobs = s.jobs[:0]
+	}
+	if len(s.jobs) == jobHistory {
+		copy(s.jobs, s.jobs[1:])
+		s.jobs = s.jobs[:jobHistory-1]
+	}
+	s.jobs = append(s.jobs, rj)
+	s.relayedAt = s.srv.now()
 }
 
 // lostSession is what a slot remembers of the upstream it just lost, to resume it.

@@ -153,6 +153,7 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.Float64Var(&c.MaxDifficulty, "max-difficulty", 0, "highest miner difficulty (0 = the pool's)")
 	fs.Float64Var(&c.StartDifficulty, "start-difficulty", proxy.DefaultStartDifficulty, "a new miner's difficulty")
 	fs.BoolVar(&c.PowerOfTwoDifficulty, "pow2-difficulty", false, "round miner difficulty down to a power of two")
+	fs.BoolVar(&c.FakeJobs, "fake-jobs", false, "keep miners hashing unpaid work while no pool is reachable (metered, never forwarded)")
 	c.VersionMask = proxy.DefaultVersionMask // before Var, which records the default shown
 	fs.Var(hex32{&c.VersionMask}, "version-mask", "version-rolling mask to ask pools for (hex)")
 	fs.DurationVar(&c.DialTimeout, "dial-timeout", proxy.DefaultDialTimeout, "bound on connecting to a pool")
