@@ -656,8 +656,10 @@ func TestSessionRepliesWhilePoolStalled(t *testing.T) {
 		wantRawTrue(t, c.submit("4", s))
 		worst = max(worst, time.Since(start))
 	}
-	if worst > 100*time.Millisecond {
-		t.Errorf("slowest reply while the pool was stalled: %v; want under 100ms", worst)
+	// Waiting on the stalled pool would never end; 500 ms leaves room for a loaded
+	// CI machine (typically under 1 ms).
+	if worst > 500*time.Millisecond {
+		t.Errorf("slowest reply while the pool was stalled: %v; want under 500ms", worst)
 	}
 	if got := pool.Stats().Accepted(); got != 1 {
 		t.Errorf("pool accepted %d shares while stalled; want 1 (it reads nothing)", got)
