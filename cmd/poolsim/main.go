@@ -1,0 +1,47 @@
+// Command poolsim is a simulated Stratum V1 pool (stratumtest.Pool) as a command,
+// for load tests and demos: it checks every share for real and counts the verdicts.
+//
+//	poolsim -listen 127.0.0.1:3334 -difficulty 0.001 [-admin 127.0.0.1:3335] [-json]
+//
+// Every flag is also read from POOLSIM_<FLAG> (upper case, dashes as underscores),
+// the command line first. A small HTTP admin endpoint (-admin, loopback by default)
+// lets a script inject faults (POST /fault/…) and read GET /stats; see admin.go.
+//
+// Its first line on stderr is "poolsim listening on stratum+tcp://ADDR, admin
+// http://ADDR" with the addresses actually bound. On SIGINT or SIGTERM it prints the
+// final report (text on stderr; JSON on stdout with -json) and exits 0. Exit codes:
+// 1 when the pool or the admin endpoint cannot start, 2 for an invalid setting.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	o, err := parseSettings(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "poolsim:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, o, stdout, stderr); err != nil {
+		fmt.Fprintln(stderr, "poolsim:", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashrelay/hashrelay/stratum/stratumtest"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestServeNewBlockInterval: -new-block-interval sends clean jobs on its ticker,
+// -admin off says so on the first line, and serve returns nil with the JSON
+// report once its context ends.
+func TestServeNewBlockInterval(t *testing.T) {
+	o, err := parseSettings([]string{"-listen", "127.0.0.1:0", "-admin", "off", "-difficulty", "1e-7",
+		"-new-block-interval", "50ms", "-report", "0", "-json"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout bytes.Buffer
+	stderr := new(syncBuffer)
+	errc := make(chan error, 1)
+	go func() { errc <- serve(ctx, o, &stdout, stderr) }()
+	var addr string
+	eventually(t, "the first line", func() bool {
+		line, _, ok := strings.Cut(stderr.String(), "\n")
+		if ok {
+			m := firstLine.FindStringSubmatch(strings.Replace(line, "admin off", "admin http://off", 1))
+			if m == nil || m[2] != "off" {
+				t.Fatalf("first line: got %q; want the pool address and admin off", line)
+			}
+			addr = m[1]
+		}
+		return ok
+	})
+	m, stop := startMiner(t, stratumtest.MinerConfig{Addr: addr, Worker: "w", HashRate: 20_000})
+	eventually(t, "3 clean jobs from the ticker", func() bool { return m.Stats().CleanJobs >= 4 }) // 1 at subscribe
+	stop()
+	cancel()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("serve did not return")
+	}
+	var r report
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatalf("JSON report: %v", err)
+	}
+	if r.Jobs < 4 || r.Connections != 1 {
+		t.Errorf("report: got jobs %d, connections %d; want at least 4 jobs, 1 connection", r.Jobs, r.Connections)
+	}
+	if strings.Contains(stderr.String(), "poolsim: up ") {
+		t.Errorf("status lines with -report 0:\n%s", stderr.String())
+	}
+}
