@@ -14,6 +14,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/rs/zerolog"
 
+	"github.com/hashrelay/hashrelay/cmd/internal/flagenv"
 	"github.com/hashrelay/hashrelay/proxy"
 )
 
@@ -36,10 +37,8 @@ type options struct {
 // container may well hold HASHRELAY_VERSION for its own reasons.
 var commandOnly = map[string]bool{"version": true}
 
-// envName maps a flag name to its environment variable: listen → HASHRELAY_LISTEN.
-func envName(flagName string) string {
-	return "HASHRELAY_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
+// envPrefix names the environment variables: listen → HASHRELAY_LISTEN.
+const envPrefix = "HASHRELAY"
 
 // upstreamList is the repeatable -upstream flag.
 type upstreamList struct{ pools *[]proxy.PoolURL }
@@ -204,21 +203,8 @@ func loadSettings(args []string, getenv func(string) string, out io.Writer) (*op
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	fs.Visit(func(f *flag.Flag) { o.source[f.Name] = "-" + f.Name })
-
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if err != nil || o.source[f.Name] != "" || commandOnly[f.Name] {
-			return
-		}
-		if v := getenv(envName(f.Name)); v != "" {
-			if e := setFlag(fs, f.Name, v); e != nil {
-				err = fmt.Errorf("%s=%q: %v", envName(f.Name), v, e)
-			}
-			o.source[f.Name] = envName(f.Name)
-		}
-	})
-	if err != nil {
+	skip := func(name string) bool { return commandOnly[name] }
+	if err := flagenv.Apply(fs, envPrefix, getenv, skip, o.source); err != nil {
 		return nil, err
 	}
 	if o.config != "" {
@@ -248,28 +234,6 @@ func (o *options) annotate(err error) error {
 		}
 	}
 	return errors.New(strings.Join(lines, "\n"))
-}
-
-// setFlag sets flag name to v, saying what the flag takes when v does not parse
-// (the flag package's own message is only "parse error").
-func setFlag(fs *flag.FlagSet, name, v string) error {
-	err := fs.Set(name, v)
-	if err == nil {
-		return nil
-	}
-	if g, ok := fs.Lookup(name).Value.(flag.Getter); ok {
-		switch g.Get().(type) {
-		case time.Duration:
-			return errors.New("want a duration such as 500ms, 10s or 2m")
-		case bool:
-			return errors.New("want true or false")
-		case int:
-			return errors.New("want an integer")
-		case float64:
-			return errors.New("want a number")
-		}
-	}
-	return err
 }
 
 // applyTOML sets every flag not already set from the TOML file at path, recording
@@ -305,7 +269,7 @@ func applyTOML(fs *flag.FlagSet, path string, source map[string]string) error {
 			values = []any{doc[k]}
 		}
 		for _, v := range values {
-			if err := setFlag(fs, k, tomlString(v)); err != nil {
+			if err := flagenv.Set(fs, k, tomlString(v)); err != nil {
 				return fmt.Errorf("config %s: %s = %v: %v", path, k, v, err)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashrelay/hashrelay/cmd/internal/flagenv"
 	"github.com/hashrelay/hashrelay/stratum/stratumtest"
 )
 
@@ -31,10 +32,8 @@ type options struct {
 	json             bool
 }
 
-// envName maps a flag name to its environment variable: listen → POOLSIM_LISTEN.
-func envName(flagName string) string {
-	return "POOLSIM_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
+// envPrefix names the environment variables: listen → POOLSIM_LISTEN.
+const envPrefix = "POOLSIM"
 
 // hex32 is a flag holding a uint32 written in hex, with or without 0x.
 type hex32 struct{ v *uint32 }
@@ -128,20 +127,7 @@ func parseSettings(args []string, getenv func(string) string, out io.Writer) (*o
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if err != nil || set[f.Name] {
-			return
-		}
-		if v := getenv(envName(f.Name)); v != "" {
-			if e := setFlag(fs, f.Name, v); e != nil {
-				err = fmt.Errorf("%s=%q: %v", envName(f.Name), v, e)
-			}
-		}
-	})
-	if err != nil {
+	if err := flagenv.Apply(fs, envPrefix, getenv, nil, nil); err != nil {
 		return nil, err
 	}
 	return o, o.validate()
@@ -177,26 +163,4 @@ func (o *options) validate() error {
 		o.admin = ""
 	}
 	return nil
-}
-
-// setFlag sets flag name to v, saying what the flag takes when v does not parse
-// (the flag package's own message is only "parse error").
-func setFlag(fs *flag.FlagSet, name, v string) error {
-	err := fs.Set(name, v)
-	if err == nil {
-		return nil
-	}
-	if g, ok := fs.Lookup(name).Value.(flag.Getter); ok {
-		switch g.Get().(type) {
-		case time.Duration:
-			return errors.New("want a duration such as 500ms, 10s or 2m")
-		case bool:
-			return errors.New("want true or false")
-		case int:
-			return errors.New("want an integer")
-		case float64:
-			return errors.New("want a number")
-		}
-	}
-	return err
 }
