@@ -50,7 +50,8 @@ func (f *fixedJobs) next(clean bool) *stratum.Job {
 //	coinb1: version(4) | 1 input | null outpoint (32 zero bytes, ffffffff) |
 //	        scriptSig length | BIP 34 height push (03 + 3 bytes LE) | push(en1+en2 size)
 //	        -> extranonce1 || extranonce2 go here
-//	coinb2: push of the pool tag and a 4-byte job counter | sequence ffffffff |
+//	coinb2: push of the pool tag, a 4-byte job counter and the job's 8-byte stamp
+//	        (see JobStamp) | sequence ffffffff |
 //	        2 outputs: 3.125 BTC to a P2WPKH script, and the witness commitment
 //	        (OP_RETURN aa21a9ed + 32 bytes) | locktime 0
 const (
@@ -134,7 +135,7 @@ func (g *syntheticJobs) coinb1() []byte {
 	b = append(b, 1)                           // one input
 	b = append(b, make([]byte, 32)...)         // null outpoint hash
 	b = append(b, 0xff, 0xff, 0xff, 0xff)      // outpoint index
-	scriptLen := 4 + 1 + g.enSize + 1 + len(coinbaseTag) + 4
+	scriptLen := 4 + 1 + g.enSize + 1 + len(coinbaseTag) + 4 + stampSize
 	b = append(b, byte(scriptLen))
 	b = append(b, 3, byte(g.height), byte(g.height>>8), byte(g.height>>16)) // BIP 34
 	return append(b, byte(g.enSize))                                        // push of the extranonces
@@ -142,9 +143,10 @@ func (g *syntheticJobs) coinb1() []byte {
 
 func (g *syntheticJobs) coinb2() []byte {
 	b := make([]byte, 0, 128)
-	b = append(b, byte(len(coinbaseTag)+4))
+	b = append(b, byte(len(coinbaseTag)+4+stampSize))
 	b = append(b, coinbaseTag...)
 	b = binary.LittleEndian.AppendUint32(b, uint32(g.seq))
+	b = appendStamp(b, time.Now())
 	b = append(b, 0xff, 0xff, 0xff, 0xff) // sequence
 	b = append(b, 2)                      // two outputs
 	b = binary.LittleEndian.AppendUint64(b, coinbaseReward)
