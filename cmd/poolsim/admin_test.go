@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -21,11 +22,12 @@ type adminFixture struct {
 
 func newAdminFixture(t *testing.T, mc stratumtest.MinerConfig) *adminFixture {
 	t.Helper()
-	p := newPool(t, stratumtest.PoolConfig{Difficulty: tinyDifficulty})
+	p := stratumtest.StartPool(t, stratumtest.PoolConfig{Difficulty: tinyDifficulty})
 	srv := httptest.NewServer(newAdmin(p, time.Now()))
 	t.Cleanup(srv.Close)
 	mc.Addr, mc.Worker, mc.HashRate = p.URL(), "w1", 20_000
-	m, _ := startMiner(t, mc)
+	ms, _ := stratumtest.RunMiners(t, mc)
+	m := ms[0]
 	eventually(t, "a first accepted share", func() bool { return m.Stats().Accepted > 0 })
 	return &adminFixture{pool: p, srv: srv, miner: m}
 }
@@ -190,6 +192,42 @@ func TestAdminDifficulty(t *testing.T) {
 	eventually(t, "the miner to mine at 2e-7", func() bool { return f.miner.Stats().Difficulty == 2e-7 })
 }
 
+func TestAdminForgetJobs(t *testing.T) {
+	f := newAdminFixture(t, stratumtest.MinerConfig{})
+	if body := f.post(t, "/fault/forget-jobs"); body["jobs"] != 1.0 || body["fault"] != "forget-jobs" {
+		t.Errorf("forget-jobs: got %v; want jobs 1 (the job sent at subscribe)", body)
+	}
+	eventually(t, "shares on the forgotten job answered 21", func() bool {
+		return f.pool.Stats().Verdicts[stratum.VerdictUnknownJob] >= 2
+	})
+	reason := stratumtest.RejectReason(stratumtest.RejectArray, stratum.VerdictUnknownJob)
+	eventually(t, "the miner to count the rejects", func() bool { return f.miner.Stats().RejectReasons[reason] >= 2 })
+	f.post(t, "/fault/job")
+	accepted := f.pool.Stats().Accepted()
+	eventually(t, "accepted shares on the job made afterwards", func() bool { return f.pool.Stats().Accepted() > accepted+2 })
+}
+
+func TestAdminReuseJobIDs(t *testing.T) {
+	f := newAdminFixture(t, stratumtest.MinerConfig{})
+	id := f.pool.CurrentJob().ID
+	if body := f.post(t, "/fault/reuse-job-ids?on=true"); body["reuse_job_ids"] != true {
+		t.Errorf("reuse-job-ids?on=true: got %v", body)
+	}
+	for _, path := range []string{"/fault/job", "/fault/new-block"} {
+		if body := f.post(t, path); body["job_id"] != id {
+			t.Errorf("POST %s with reused ids: got %v; want job_id %q", path, body, id)
+		}
+	}
+	accepted := f.pool.Stats().Accepted()
+	eventually(t, "accepted shares on the reused id", func() bool { return f.pool.Stats().Accepted() > accepted+2 })
+	if body := f.post(t, "/fault/reuse-job-ids?on=false"); body["reuse_job_ids"] != false {
+		t.Errorf("reuse-job-ids?on=false: got %v", body)
+	}
+	if body := f.post(t, "/fault/job"); body["job_id"] == id {
+		t.Errorf("POST /fault/job after on=false: got %v; want a new job_id", body)
+	}
+}
+
 func TestAdminStats(t *testing.T) {
 	f := newAdminFixture(t, stratumtest.MinerConfig{})
 	resp, err := f.srv.Client().Get(f.srv.URL + "/stats")
@@ -197,10 +235,25 @@ func TestAdminStats(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var r report
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
 		t.Fatal(err)
 	}
+	var r report
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatal(err)
+	}
+	var keys map[string]any
+	if err := json.Unmarshal(raw, &keys); err != nil {
+		t.Fatal(err)
+	}
+	if keys["bytes_in"] == nil || keys["bytes_out"] == nil || r.BytesIn == 0 || r.BytesOut == 0 {
+		t.Errorf("GET /stats: bytes_in %v, bytes_out %v; want both above 0", keys["bytes_in"], keys["bytes_out"])
+	}
+	eventually(t, "bytes to grow as the miner submits", func() bool {
+		st := f.pool.Stats()
+		return st.BytesIn > r.BytesIn && st.BytesOut > r.BytesOut
+	})
 	if resp.StatusCode != http.StatusOK || r.Sessions != 1 || r.Connections != 1 || r.Jobs < 1 || r.SubmitsTotal < 1 ||
 		r.Accepted < 1 || r.Verdicts["accepted"] != r.Accepted || r.Workers["w1"].Accepted < 1 {
 		t.Errorf("GET /stats: got %d %+v", resp.StatusCode, r)
@@ -214,7 +267,7 @@ func TestAdminBadRequests(t *testing.T) {
 	f := newAdminFixture(t, stratumtest.MinerConfig{})
 	for _, path := range []string{"/fault/drop", "/fault/stall", "/fault/resume", "/fault/reject?next=1",
 		"/fault/set-extranonce", "/fault/set-version-mask?mask=0", "/fault/reconnect", "/fault/new-block",
-		"/fault/job", "/fault/difficulty?d=1"} {
+		"/fault/job", "/fault/difficulty?d=1", "/fault/forget-jobs", "/fault/reuse-job-ids?on=true"} {
 		if code, body := f.call(t, http.MethodGet, path); code != http.StatusMethodNotAllowed || body["ok"] != false {
 			t.Errorf("GET %s: got %d %v; want 405", path, code, body)
 		}
@@ -243,6 +296,16 @@ func TestAdminBadRequests(t *testing.T) {
 	bad("/fault/reconnect?host=h&port=99999", `port: "99999"`)
 	bad("/fault/reconnect?wait=x", `wait: "x"`)
 	bad("/fault/job?%zz", "query:")
+	bad("/fault/reuse-job-ids", "on: missing")
+	bad("/fault/reuse-job-ids?on=maybe", `on: "maybe"`)
+	resp, err := f.srv.Client().Post(f.srv.URL+"/fault/frobnicate", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("POST /fault/frobnicate: got %d; want 404", resp.StatusCode)
+	}
 	if n := f.pool.Stats().InjectedRejects; n != 0 {
 		t.Errorf("injected rejects after a refused /fault/reject: got %d; want 0", n)
 	}

@@ -6,6 +6,12 @@
 // Every flag is also read from POOLSIM_<FLAG> (upper case, dashes as underscores),
 // the command line first. A small HTTP admin endpoint (-admin, loopback by default)
 // lets a script inject faults (POST /fault/…) and read GET /stats; see admin.go.
+// -faults schedules the same faults from the command line, as comma-separated
+// AT:FAULT[?QUERY] entries with AT a duration from start (see schedule.go):
+//
+//	-faults "10s:drop,20s:stall?for=5s,30s:reject?fraction=0.1,40s:forget-jobs"
+//
+// Each scheduled fault is logged on stderr with the time it fired.
 //
 // Its first line on stderr is "poolsim listening on stratum+tcp://ADDR, admin
 // http://ADDR" with the addresses actually bound. On SIGINT or SIGTERM it prints the

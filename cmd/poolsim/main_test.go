@@ -74,7 +74,8 @@ func TestBinary(t *testing.T) {
 		t.Fatal("no first line on stderr")
 	}
 
-	miner, stopMiner := startMiner(t, stratumtest.MinerConfig{Addr: poolAddr, Worker: "w1", HashRate: 20_000})
+	miners, stopMiner := stratumtest.RunMiners(t, stratumtest.MinerConfig{Addr: poolAddr, Worker: "w1", HashRate: 20_000})
+	miner := miners[0]
 	var r report
 	eventually(t, "5 accepted shares and 2 jobs in /stats", func() bool {
 		resp, err := http.Get("http://" + adminAddr + "/stats")

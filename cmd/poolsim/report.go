@@ -34,6 +34,8 @@ type report struct {
 	Closes            map[string]uint64       `json:"closes"`
 	UnknownMethods    uint64                  `json:"unknown_methods"`
 	ProtocolErrors    uint64                  `json:"protocol_errors"`
+	BytesIn           uint64                  `json:"bytes_in"`  // read from every session
+	BytesOut          uint64                  `json:"bytes_out"` // written to every session
 }
 
 // workerReport is one worker's counts.
@@ -66,6 +68,8 @@ func newReport(st stratumtest.PoolStats, uptime time.Duration) report {
 		Closes:            make(map[string]uint64),
 		UnknownMethods:    st.UnknownMethods,
 		ProtocolErrors:    st.ProtocolErrors,
+		BytesIn:           st.BytesIn,
+		BytesOut:          st.BytesOut,
 	}
 	for name, w := range st.Workers {
 		r.Workers[name] = workerReport{Accepted: w.Accepted(), Verdicts: verdictMap(w.Verdicts), InjectedRejects: w.InjectedRejects}
@@ -104,6 +108,7 @@ func writeText(w io.Writer, r report) {
 	fmt.Fprintf(&b, "  submits %d: accepted %d, rejected %d (injected %d), refused %d, block candidates %d\n",
 		r.SubmitsTotal, r.Accepted, r.Rejected, r.InjectedRejects, r.Refused, r.BlockCandidates)
 	fmt.Fprintf(&b, "  verdicts: %s\n", formatCounts(r.Verdicts))
+	fmt.Fprintf(&b, "  bytes in %d, out %d\n", r.BytesIn, r.BytesOut)
 	names := make([]string, 0, len(r.Workers))
 	for name := range r.Workers {
 		names = append(names, name)

@@ -52,6 +52,13 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 			every(ctx, o.newBlockInterval, func() { pool.NewBlock() })
 		}()
 	}
+	if len(o.faults.entries) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runSchedule(ctx, o.faults.entries, pool, start, stderr)
+		}()
+	}
 	if o.report > 0 {
 		wg.Add(1)
 		go func() {

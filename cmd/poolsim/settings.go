@@ -30,6 +30,7 @@ type options struct {
 	admin            string // "" when off
 	report           time.Duration
 	json             bool
+	faults           schedule
 }
 
 // envPrefix names the environment variables: listen → POOLSIM_LISTEN.
@@ -113,6 +114,7 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.admin, "admin", defaultAdmin, `HTTP address of the admin endpoint ("off" disables)`)
 	fs.DurationVar(&o.report, "report", defaultReport, "print a status line on stderr this often (0 = never)")
 	fs.BoolVar(&o.json, "json", false, "print the final report as JSON on stdout at exit")
+	fs.Var(&o.faults, "faults", `faults to inject, as comma-separated AT:FAULT[?QUERY] with AT from start and FAULT?QUERY as in POST /fault/FAULT?QUERY, e.g. "10s:drop,20s:stall?for=5s,40s:forget-jobs"`)
 	return fs
 }
 

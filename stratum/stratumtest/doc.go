@@ -16,9 +16,15 @@
 //
 // Faults are methods a test calls at any time: DropConnections, Stall and Resume,
 // RejectNext and RejectFraction (valid shares answered with a reject, in one of the
-// three forms pools use), SetExtranonce, SetVersionMask, SetDifficulty, Reconnect,
-// NewBlock and SendJob. Stats returns a snapshot of what the pool saw, including a
-// bounded log of the submits it received, so a test can assert exactly what arrived.
+// three forms pools use), ForgetJobs (a restarted backend: shares on every job sent
+// get 21) and ReuseJobIDs (new jobs under the previous job's id, new content),
+// SetExtranonce, SetVersionMask, SetDifficulty, Reconnect, NewBlock and SendJob.
+// Stats returns a snapshot of what the pool saw, including a bounded log of the
+// submits it received (so a test can assert exactly what arrived) and the bytes
+// read and written.
+//
+// RunMiners and WaitFor are the helpers tests need around them: miners that stop
+// when the test ends, and a bounded wait for a condition.
 //
 // Each connection has one reader goroutine that owns its parse state. Everything a
 // session writes, replies and notifications alike, goes out under the session's

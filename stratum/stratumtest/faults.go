@@ -58,11 +58,52 @@ func (p *Pool) newJob(clean bool) *stratum.Job {
 		return nil
 	}
 	j := p.jobs.next(clean)
+	if p.reuseIDs && p.job != nil {
+		j.ID = p.job.ID // a fresh job from the source, so its own to change
+	}
 	p.setJobLocked(j)
 	seq := p.jobSeq
 	p.mu.Unlock()
 	p.broadcastJob(j, seq)
 	return j
+}
+
+// ReuseJobIDs, while on, gives each job the pool makes (SendJob, NewBlock, the
+// JobInterval ticker) the id of the job before it, with new content: a new
+// coinbase (job counter and stamp) and, for a clean job, a new prevhash. A proxy
+// or miner that keys work by job id alone then holds stale work under a live id.
+// The pool judges a share against the newest job sent with its id, so a share
+// computed on older content with that id is rejected (most likely 23, low
+// difficulty). PushJob is not affected. Off by default.
+func (p *Pool) ReuseJobIDs(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.reuseIDs = on
+}
+
+// ForgetJobs makes the pool forget every job it has sent, as a pool backend that
+// restarted would: from now on a share on any of them is answered 21 (job not
+// found) and counted under stratum.VerdictUnknownJob. No job is sent; a session
+// that subscribes before the next job gets the current job, which is forgotten
+// too. Jobs made afterwards (SendJob, NewBlock, PushJob) are judged normally. It
+// returns how many jobs a share could still name, now forgotten: those sent since
+// the last clean job, at most the 16 each session keeps.
+func (p *Pool) ForgetJobs() int {
+	p.ctl.Lock() // no job is broadcast meanwhile
+	defer p.ctl.Unlock()
+	p.mu.Lock()
+	n := p.liveJobs
+	p.liveJobs = 0
+	p.forgotSeq = p.jobSeq
+	list := p.sessionsLocked()
+	p.mu.Unlock()
+	// A stalled pool forgets too: this writes nothing to the sessions.
+	for _, s := range list {
+		s.mu.Lock()
+		s.forgetJobsLocked()
+		s.mu.Unlock()
+	}
+	return n
 }
 
 // PushJob sends the caller's job to every subscribed session now, as it is (its id,

@@ -1,11 +1,10 @@
 package stratumtest_test
 
 import (
-	"context"
 	"encoding/hex"
+	"io"
 	"net"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,50 +20,21 @@ const tinyDifficulty = 1e-7
 
 func newPool(t *testing.T, cfg stratumtest.PoolConfig) *stratumtest.Pool {
 	t.Helper()
-	p, err := stratumtest.NewPool(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	return p
+	return stratumtest.StartPool(t, cfg)
 }
 
 // startMiner runs a miner until the returned stop is called (or the test ends);
 // stop waits for Run to return, so the miner's counts are final.
 func startMiner(t *testing.T, cfg stratumtest.MinerConfig) (*stratumtest.Miner, func()) {
 	t.Helper()
-	m := stratumtest.NewMiner(cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- m.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-errc:
-				if err != nil {
-					t.Errorf("miner Run: %v", err)
-				}
-			case <-time.After(waitTimeout):
-				t.Errorf("miner Run did not return")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return m, stop
+	ms, stop := stratumtest.RunMiners(t, cfg)
+	return ms[0], stop
 }
 
 // eventually polls cond until it holds, failing the test after waitTimeout.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	stratumtest.WaitFor(t, waitTimeout, what, cond)
 }
 
 // workerSubmits returns the pool's logged submits from one worker.
@@ -103,6 +73,20 @@ type rawClient struct {
 	en2Size    int
 	difficulty float64
 	seen       []string // methods of notifications and "reply <id>" of responses, in order
+	// Bytes written to and read from the socket.
+	sent, received int
+}
+
+// countReader counts the bytes read through it.
+type countReader struct {
+	r io.Reader
+	n *int
+}
+
+func (c countReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	*c.n += n
+	return n, err
 }
 
 func dialRaw(t *testing.T, addr string) *rawClient {
@@ -112,12 +96,16 @@ func dialRaw(t *testing.T, addr string) *rawClient {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &rawClient{t: t, conn: conn, lr: stratum.NewLineReader(conn, 0)}
+	c := &rawClient{t: t, conn: conn}
+	c.lr = stratum.NewLineReader(countReader{conn, &c.received}, 0)
+	return c
 }
 
 func (c *rawClient) send(line []byte) {
 	c.t.Helper()
-	if _, err := c.conn.Write(line); err != nil {
+	n, err := c.conn.Write(line)
+	c.sent += n
+	if err != nil {
 		c.t.Fatal(err)
 	}
 }

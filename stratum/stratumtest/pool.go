@@ -196,6 +196,9 @@ type Pool struct {
 	stallTimer *time.Timer
 	rejectNext int
 	rejectFrac float64
+	reuseIDs   bool   // ReuseJobIDs: new jobs keep the last job's id
+	liveJobs   int    // jobs a share may still name: sent since the last clean job, at most sessionJobs
+	forgotSeq  uint64 // jobSeq at the last ForgetJobs: jobs up to it are unknown
 
 	stats poolCounters // has its own mutex
 	done  chan struct{}
@@ -392,8 +395,10 @@ func (p *Pool) setJobLocked(j *stratum.Job) {
 	p.jobSeq++
 	p.job = j
 	if j.Clean {
+		p.liveJobs = 1
 		p.cleanJob = j
 	} else {
+		p.liveJobs = min(p.liveJobs+1, sessionJobs)
 		c := *j
 		c.Clean = true
 		p.cleanJob = &c

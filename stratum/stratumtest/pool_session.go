@@ -89,7 +89,7 @@ func (s *session) close(r CloseReason) {
 // readLoop reads and answers the miner's lines until the connection ends.
 func (s *session) readLoop() {
 	defer s.p.forget(s)
-	lr := stratum.NewLineReader(s.conn, maxLineSize)
+	lr := stratum.NewLineReader(countingReader{s.conn, &s.p.stats.bytesIn}, maxLineSize)
 	for {
 		line, err := lr.ReadLine()
 		if err != nil {
@@ -163,7 +163,8 @@ func (s *session) flushLocked() bool {
 		return false
 	}
 	s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	_, err := s.conn.Write(s.out)
+	n, err := s.conn.Write(s.out)
+	s.p.stats.bytesOut.Add(uint64(n))
 	s.out = s.out[:0]
 	return err == nil
 }
@@ -261,6 +262,7 @@ func (s *session) handleSubscribe(m *stratum.Message) CloseReason {
 		s.difficulty, s.target = p.difficulty, p.target
 	}
 	job, seq := p.cleanJob, p.jobSeq
+	forgotten := seq <= p.forgotSeq
 	stalled := p.stall != nil
 	p.mu.Unlock()
 	if takeover != nil {
@@ -276,6 +278,9 @@ func (s *session) handleSubscribe(m *stratum.Message) CloseReason {
 	// authorize reply that is probably already waiting.
 	s.out = stratum.AppendSetDifficulty(s.out, s.difficulty)
 	s.addJobLocked(job, seq)
+	if forgotten {
+		s.forgetJobsLocked() // sent, but the pool no longer knows it (ForgetJobs)
+	}
 	s.out = stratum.AppendNotify(s.out, job)
 	return closeNone
 }
@@ -368,6 +373,14 @@ func (s *session) addJobLocked(j *stratum.Job, seq uint64) {
 	}
 	s.sent = append(s.sent, sentJob{job: j, en1: s.en1})
 	s.lastJob, s.lastSeq = j, seq
+}
+
+// forgetJobsLocked drops every job sent so far: shares on them get 21 (job not
+// found). s.mu must be held.
+func (s *session) forgetJobsLocked() {
+	s.window = stratum.NewJobWindow(sessionJobs)
+	clear(s.sent)
+	s.sent = s.sent[:0]
 }
 
 // sendJobLocked sends j, the pool's job number seq (its notify line already

@@ -1,7 +1,9 @@
 package stratumtest
 
 import (
+	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashrelay/hashrelay/stratum"
@@ -122,6 +124,9 @@ type PoolStats struct {
 	Closes         [CloseReasonCount]uint64
 	UnknownMethods uint64 // requests answered -32601
 	ProtocolErrors uint64 // lines that did not decode
+	// BytesIn and BytesOut count the bytes read from and written to every
+	// session's socket.
+	BytesIn, BytesOut uint64
 }
 
 // Accepted returns the shares answered true.
@@ -147,6 +152,24 @@ type poolCounters struct {
 	log     []SubmitRecord   // ring, logSize
 	logNext int
 	logSize int
+
+	// Counted per read and per write, without the mutex.
+	bytesIn, bytesOut atomic.Uint64
+}
+
+// countingReader counts the bytes read through it into n, once per Read (a
+// batch of lines), not per line.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Uint64
+}
+
+func (c countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	if n > 0 {
+		c.n.Add(uint64(n))
+	}
+	return n, err
 }
 
 func (c *poolCounters) init(logSize int) {
@@ -271,6 +294,7 @@ func (c *poolCounters) snapshot() PoolStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := c.s
+	st.BytesIn, st.BytesOut = c.bytesIn.Load(), c.bytesOut.Load()
 	st.Workers = make(map[string]WorkerStats, len(c.workers))
 	for name, w := range c.workers {
 		st.Workers[name] = *w
