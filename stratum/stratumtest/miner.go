@@ -74,11 +74,61 @@ type MinerConfig struct {
 	// IdleTimeout, when above zero, drops a connection silent for that long (and
 	// redials), as minerd does after 120 s; default 0, never.
 	IdleTimeout time.Duration
+	// ShareRate, when above zero, paces by shares instead of hashes: the miner
+	// hashes as fast as one goroutine goes until it finds a share, submits it, then
+	// pauses an exponentially distributed gap with mean 1/ShareRate seconds (waking
+	// early only to take new work, never to submit sooner). It takes precedence
+	// over HashRate; default 0, pace by HashRate.
+	ShareRate float64
+	// Idle connects and follows the protocol (handshake, jobs, difficulty, pings)
+	// but never hashes or submits.
+	Idle bool
+	// LocalAddr is the IP address to dial from, e.g. "127.0.0.2"; default "", the
+	// kernel picks.
+	LocalAddr string
+	// Backups are further servers, as Addr, tried after it: when a dial fails the
+	// next dial goes to the next address in the list, wrapping around (as
+	// firmware's pools 2 and 3). A lost connection first redials the same address.
+	Backups []string
+	// Misbehave mixes deliberate faults into the shares; the zero value sends
+	// every share honestly.
+	Misbehave Misbehaviour
+	// OnReply, when set, is called for every answered submit, from the
+	// connection's reader goroutine; it must be quick and safe for concurrent use.
+	OnReply func(Reply)
+	// OnJob, when set, is called for every mining.notify received, under the same
+	// rules as OnReply.
+	OnJob func(JobEvent)
 }
 
-func (c *MinerConfig) addr() string {
-	a := strings.TrimPrefix(c.Addr, stratumTCPScheme)
+// trimAddr removes the stratum+tcp:// scheme and a trailing slash.
+func trimAddr(a string) string {
+	a = strings.TrimPrefix(a, stratumTCPScheme)
 	return strings.TrimSuffix(a, "/")
+}
+
+func (c *MinerConfig) addr() string { return trimAddr(c.Addr) }
+
+// addrs returns Addr then the Backups, trimmed.
+func (c *MinerConfig) addrs() []string {
+	list := make([]string, 0, 1+len(c.Backups))
+	list = append(list, c.addr())
+	for _, b := range c.Backups {
+		list = append(list, trimAddr(b))
+	}
+	return list
+}
+
+// localAddr returns the address to dial from: nil when LocalAddr is empty.
+func (c *MinerConfig) localAddr() (*net.TCPAddr, error) {
+	if c.LocalAddr == "" {
+		return nil, nil
+	}
+	ip := net.ParseIP(c.LocalAddr)
+	if ip == nil {
+		return nil, ErrLocalAddr
+	}
+	return &net.TCPAddr{IP: ip}, nil
 }
 
 func (c *MinerConfig) worker() string {
@@ -144,6 +194,9 @@ type Miner struct {
 	cfg     MinerConfig
 	running atomic.Bool
 	hashes  atomic.Uint64
+	// bytesIn and bytesOut count the bytes read from and written to the server,
+	// over all connections (see countingConn).
+	bytesIn, bytesOut atomic.Uint64
 
 	mu        sync.Mutex // guards the fields below
 	st        MinerStats
@@ -157,6 +210,7 @@ func NewMiner(cfg MinerConfig) *Miner {
 	return &Miner{cfg: cfg, st: MinerStats{
 		RejectReasons: make(map[string]uint64),
 		RejectCodes:   make(map[int]uint64),
+		Errors:        make(map[string]uint64),
 	}}
 }
 
@@ -164,37 +218,58 @@ func NewMiner(cfg MinerConfig) *Miner {
 var (
 	ErrNoAddr  = errors.New("stratumtest: MinerConfig.Addr is empty")
 	ErrRunning = errors.New("stratumtest: miner is already running")
+	// ErrLocalAddr reports a MinerConfig.LocalAddr that is not an IP address.
+	ErrLocalAddr = errors.New("stratumtest: MinerConfig.LocalAddr is not an IP address")
 )
 
 // Run connects to the server and mines until ctx is done, redialing with back-off
-// whenever the connection is lost and following client.reconnect. When ctx is done
-// it stops hashing, waits up to a second for answers to the shares in flight (so
-// its counts match the pool's), closes the connection and returns nil. It returns
-// an error only when Addr is empty or the miner is already running.
+// whenever the connection is lost (the next address of Addr and Backups after a
+// failed dial) and following client.reconnect. When ctx is done it stops hashing,
+// waits up to a second for answers to the shares in flight (so its counts match
+// the pool's), closes the connection and returns nil. It returns an error only
+// when Addr is empty, LocalAddr is not an IP address or the miner is already
+// running.
 func (m *Miner) Run(ctx context.Context) error {
 	if m.cfg.Addr == "" {
 		return ErrNoAddr
+	}
+	local, err := m.cfg.localAddr()
+	if err != nil {
+		return err
 	}
 	if !m.running.CompareAndSwap(false, true) {
 		return ErrRunning
 	}
 	defer m.running.Store(false)
 
-	addr := m.cfg.addr()
+	dialer := net.Dialer{Timeout: m.cfg.dialTimeout()}
+	if local != nil {
+		dialer.LocalAddr = local
+	}
+	addrs := m.cfg.addrs()
+	next := 0 // index in addrs of addr, or of the address before a reconnect target
+	addr := addrs[0]
 	delay := m.cfg.reconnectDelay()
 	for {
-		end := m.runConn(ctx, addr)
+		end := m.runConn(ctx, &dialer, addr)
 		if ctx.Err() != nil {
 			return nil
 		}
+		if end.err != nil {
+			m.recordError(end.err)
+		}
 		var pause time.Duration
-		if end.reconnect != "" {
+		switch {
+		case end.reconnect != "":
 			addr, pause = end.reconnect, end.wait
 			m.update(func(s *MinerStats) { s.Reconnects++ })
 			delay = m.cfg.reconnectDelay()
-		} else {
-			if end.err != nil {
-				m.update(func(s *MinerStats) { s.LastError = end.err.Error() })
+		case end.churn:
+			delay = m.cfg.reconnectDelay() // redial at once
+		default:
+			if end.dialFailed && len(addrs) > 1 {
+				next = (next + 1) % len(addrs)
+				addr = addrs[next]
 			}
 			if end.subscribed {
 				delay = m.cfg.reconnectDelay() // a session that worked resets the back-off
@@ -224,18 +299,20 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 
 // connEnd is how one connection ended.
 type connEnd struct {
-	err        error
+	err        error         // what ended it; nil when the miner closed it on purpose
+	dialFailed bool          // the dial failed: there was no connection
 	subscribed bool          // the session got as far as a subscribe result
+	churn      bool          // closed by Misbehaviour.Churn: redial at once
 	reconnect  string        // client.reconnect target, when that ended it
 	wait       time.Duration // client.reconnect's wait
 }
 
 // runConn dials addr and serves one connection until it ends.
-func (m *Miner) runConn(ctx context.Context, addr string) connEnd {
-	d := net.Dialer{Timeout: m.cfg.dialTimeout()}
+func (m *Miner) runConn(ctx context.Context, d *net.Dialer, addr string) connEnd {
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return connEnd{err: err}
+		m.update(func(s *MinerStats) { s.DialFailures++ })
+		return connEnd{err: err, dialFailed: true}
 	}
 	m.update(func(s *MinerStats) {
 		s.Connects++

@@ -40,21 +40,35 @@ type work struct {
 	rolling    bool   // send version bits (6 params)
 	mask       uint32 // roll inside this mask
 	received   time.Time
+	staleID    []byte // a job id voided by a later clean job, for ShareStale
+}
+
+// pendingSubmit is a submit awaiting its answer.
+type pendingSubmit struct {
+	sent time.Time
+	kind ShareKind
 }
 
 // minerConn is one connection of a Miner: a reader goroutine (serve) that owns the
-// parse state and the work, a hasher goroutine that mines the published work, and
-// a watcher that drains and closes the connection when the context ends.
+// parse state and the work, a hasher goroutine that mines the published work (none
+// when the miner is Idle), and a watcher that drains and closes the connection
+// when the context ends or churn is due.
 type minerConn struct {
 	m      *Miner
-	conn   net.Conn
+	raw    net.Conn // the socket, for SetLinger
+	conn   net.Conn // raw, counting bytes
 	addr   string
 	worker []byte
 
+	// selfClosed is set before the miner closes the connection on purpose
+	// (Disconnect, Churn), so the error the reader then gets is not recorded.
+	selfClosed atomic.Bool
+	churned    bool // closed by Churn; written by closeWhenDone, read after it returned
+
 	wmu sync.Mutex // guards writes to conn
 
-	mu      sync.Mutex           // guards pending and nextID
-	pending map[uint64]time.Time // submit id -> sent
+	mu      sync.Mutex               // guards pending and nextID
+	pending map[uint64]pendingSubmit // by submit id
 	nextID  uint64
 
 	cur      atomic.Pointer[work]
@@ -76,15 +90,22 @@ type minerConn struct {
 	nextEn1     []byte  // from set_extranonce; applies at the next notify
 	nextEn2Size int
 	job         *stratum.Job
+	gotJob      bool   // a notify arrived on this connection
+	staleID     []byte // see work.staleID
+	lastReason  string // the last reject reason, reused while it repeats
 }
+
+// neverSentJobID is ShareStale's job id before any job was voided.
+var neverSentJobID = []byte("deadbeef")
 
 func newMinerConn(m *Miner, conn net.Conn, addr string) *minerConn {
 	return &minerConn{
 		m:          m,
-		conn:       conn,
+		raw:        conn,
+		conn:       countingConn{Conn: conn, m: m},
 		addr:       addr,
 		worker:     []byte(m.cfg.worker()),
-		pending:    make(map[uint64]time.Time),
+		pending:    make(map[uint64]pendingSubmit),
 		nextID:     firstSubmitID,
 		signal:     make(chan struct{}, 1),
 		idle:       make(chan struct{}, 1),
@@ -92,14 +113,22 @@ func newMinerConn(m *Miner, conn net.Conn, addr string) *minerConn {
 		hashDone:   make(chan struct{}),
 		difficulty: 1,
 		target:     stratum.Diff1Target(),
+		staleID:    neverSentJobID,
 	}
 }
 
 // serve runs the connection until it ends and reports how.
 func (c *minerConn) serve(ctx context.Context) connEnd {
+	// The hasher stops on hashCtx: at ctx's end, or when churn is due.
+	hashCtx, stopHash := context.WithCancel(ctx)
+	defer stopHash()
 	var wg sync.WaitGroup
-	wg.Go(func() { c.hashLoop(ctx) })
-	wg.Go(func() { c.closeWhenDone(ctx) })
+	if c.m.cfg.Idle {
+		close(c.hashDone)
+	} else {
+		wg.Go(func() { c.hashLoop(hashCtx) })
+	}
+	wg.Go(func() { c.closeWhenDone(ctx, stopHash) })
 
 	end := connEnd{}
 	if err := c.write(c.handshake()); err != nil {
@@ -115,6 +144,12 @@ func (c *minerConn) serve(ctx context.Context) connEnd {
 	unanswered := uint64(len(c.pending))
 	c.mu.Unlock()
 	end.subscribed = c.subscribed
+	if c.selfClosed.Load() {
+		end.err = nil
+	}
+	if c.churned {
+		end.churn = true
+	}
 	c.m.update(func(s *MinerStats) {
 		s.Disconnects++
 		s.Unanswered += unanswered
@@ -154,14 +189,25 @@ func (c *minerConn) write(b []byte) error {
 	return err
 }
 
-// closeWhenDone closes the connection once ctx is done, after the hasher stopped
-// and the shares in flight were answered (or drainTimeout passed).
-func (c *minerConn) closeWhenDone(ctx context.Context) {
+// closeWhenDone closes the connection once ctx is done, or its Churn lifetime
+// passed, after the hasher stopped and the shares in flight were answered (or
+// drainTimeout passed).
+func (c *minerConn) closeWhenDone(ctx context.Context, stopHash context.CancelFunc) {
+	var churn <-chan time.Time
+	if mean := c.m.cfg.Misbehave.Churn; mean > 0 {
+		t := time.NewTimer(expDuration(mean))
+		defer t.Stop()
+		churn = t.C
+	}
+	churned := false
 	select {
 	case <-ctx.Done():
+	case <-churn:
+		churned = true
 	case <-c.quit:
 		return
 	}
+	stopHash()
 	select {
 	case <-c.hashDone:
 	case <-c.quit:
@@ -184,6 +230,11 @@ drain:
 		case <-c.quit:
 			return
 		}
+	}
+	if churned {
+		c.churned = true
+		c.selfClosed.Store(true)
+		c.m.update(func(s *MinerStats) { s.ChurnCloses++ })
 	}
 	c.conn.Close()
 }
@@ -300,7 +351,7 @@ func (c *minerConn) handleResponse(m *stratum.Message) error {
 	}
 
 	c.mu.Lock()
-	sent, ok := c.pending[id]
+	p, ok := c.pending[id]
 	delete(c.pending, id)
 	empty := len(c.pending) == 0
 	c.mu.Unlock()
@@ -313,33 +364,53 @@ func (c *minerConn) handleResponse(m *stratum.Message) error {
 		default:
 		}
 	}
-	latency := time.Since(sent)
+	latency := time.Since(p.sent)
 	accepted := m.Accepted()
 	var rej stratum.Reject
 	if !accepted {
 		rej = m.Reject()
+		if string(rej.Reason) != c.lastReason { // compared without a copy
+			c.lastReason = string(rej.Reason)
+		}
+	}
+	reason := ""
+	if !accepted {
+		reason = c.lastReason
 	}
 	c.m.mu.Lock()
-	defer c.m.mu.Unlock()
 	c.m.recordLatencyLocked(latency)
+	if p.kind != ShareGood {
+		if accepted {
+			c.m.st.BadAccepted[p.kind]++
+		} else {
+			c.m.st.BadRejected[p.kind]++
+		}
+	}
 	if accepted {
 		c.m.st.Accepted++
-		return nil
+	} else {
+		c.m.st.Rejected++
+		c.m.st.RejectCodes[rej.Code]++
+		if _, seen := c.m.st.RejectReasons[reason]; seen || len(c.m.st.RejectReasons) < maxRejectReasons {
+			c.m.st.RejectReasons[reason]++
+		}
 	}
-	c.m.st.Rejected++
-	c.m.st.RejectCodes[rej.Code]++
-	reason := string(rej.Reason)
-	if _, seen := c.m.st.RejectReasons[reason]; seen || len(c.m.st.RejectReasons) < maxRejectReasons {
-		c.m.st.RejectReasons[reason]++
+	c.m.mu.Unlock()
+	if f := c.m.cfg.OnReply; f != nil {
+		f(Reply{Kind: p.kind, Latency: latency, Accepted: accepted, Code: rej.Code, Reason: reason})
 	}
 	return nil
 }
 
 // handleNotify takes a new job, applying a pending difficulty and extranonce.
 func (c *minerConn) handleNotify(m *stratum.Message) {
+	received := time.Now()
 	j, err := m.Notify()
 	if err != nil {
 		return
+	}
+	if j.Clean && c.job != nil && c.job.ID != j.ID {
+		c.staleID = []byte(c.job.ID) // voided by j
 	}
 	if c.nextDiff > 0 {
 		if t, err := stratum.TargetFromDifficulty(c.nextDiff); err == nil {
@@ -363,6 +434,15 @@ func (c *minerConn) handleNotify(m *stratum.Message) {
 		}
 	})
 	c.publish()
+	first := !c.gotJob
+	c.gotJob = true
+	if f := c.m.cfg.OnJob; f != nil {
+		ev := JobEvent{Received: received, Clean: j.Clean, First: first}
+		if t, ok := JobStamp(j.Coinb2); ok {
+			ev.Stamp = t
+		}
+		f(ev)
+	}
 }
 
 // handleSetExtranonce keeps a new extranonce for the next notify, if subscribed.
@@ -405,6 +485,7 @@ func (c *minerConn) publish() {
 		rolling:    c.rolling,
 		mask:       c.mask,
 		received:   time.Now(),
+		staleID:    c.staleID,
 	}
 	if prev := c.cur.Load(); prev != nil && prev.job == c.job {
 		w.received = prev.received // ntime keeps rolling from the job's arrival

@@ -16,6 +16,10 @@ type hasher struct {
 	rate      float64 // hashes per second; negative: unpaced
 	batch     int     // hashes between pauses
 	maxShares float64 // shares per second; 0: no cap
+	shareRate float64 // ShareRate; 0: pace by rate
+	shareGap  time.Duration
+	shareDue  time.Time // ShareRate: no hashing before this
+	bad       bool      // Misbehave has per-share faults
 
 	en2Seq    uint64 // extranonce2 counter, per connection: every work gets a new one
 	roll      uint64 // version-rolling counter, deposited into the mask
@@ -29,13 +33,26 @@ type hasher struct {
 	en2    []byte
 	en2hex []byte
 	buf    []byte // submit line scratch
+
+	// The previous honest share sent, for ShareDuplicate.
+	last struct {
+		job         *stratum.Job // nil until one was sent
+		jobID, en2  []byte
+		ntime       uint32
+		nonce, bits uint32
+		hasBits     bool
+	}
 }
 
 // hashLoop mines the published work until the connection ends or ctx is done.
 func (c *minerConn) hashLoop(ctx context.Context) {
 	defer close(c.hashDone)
 	cfg := &c.m.cfg
-	h := &hasher{c: c, rate: cfg.hashRate(), maxShares: cfg.MaxSharesPerSecond}
+	h := &hasher{c: c, rate: cfg.hashRate(), maxShares: cfg.MaxSharesPerSecond, bad: cfg.Misbehave.perShare()}
+	if cfg.ShareRate > 0 {
+		h.rate, h.shareRate = -1, cfg.ShareRate
+		h.shareGap = time.Duration(float64(time.Second) / cfg.ShareRate)
+	}
 	h.batch = maxHashBatch
 	if h.rate > 0 {
 		h.batch = int(min(max(h.rate*hashBatchDuration.Seconds(), 1), maxHashBatch))
@@ -66,7 +83,8 @@ func (c *minerConn) hashLoop(ctx context.Context) {
 // mine searches nonces on w with a fresh extranonce2 until the work changes (true)
 // or the miner stops (false). Every workCheckEvery nonces it rolls the version bits
 // inside the mask; each batch sets ntime from the time elapsed since the job
-// arrived.
+// arrived. Under ShareRate each share found ends its batch, and the next batch
+// waits for the share gap to pass.
 func (h *hasher) mine(ctx context.Context, w *work) bool {
 	c, j := h.c, w.job
 	h.nextExtranonce2(w.en2Size)
@@ -81,6 +99,11 @@ func (h *hasher) mine(ctx context.Context, w *work) bool {
 
 	var bits uint32
 	for nonce := uint64(0); nonce <= math.MaxUint32; {
+		if h.shareRate > 0 {
+			if stop, newWork := h.waitGap(ctx, w); stop || newWork {
+				return !stop
+			}
+		}
 		ntime := rolledNTime(j.NTime, time.Since(w.received))
 		hdr.SetNTime(ntime)
 		n := uint64(h.batch)
@@ -102,7 +125,15 @@ func (h *hasher) mine(ctx context.Context, w *work) bool {
 			hdr.SetNonce(uint32(nonce))
 			hash := hdr.Hash()
 			if w.target.MetBy(&hash) {
-				h.submit(w, ntime, uint32(nonce), bits)
+				if !h.found(w, &hdr, ntime, uint32(nonce), bits) {
+					h.count(i + 1)
+					return false
+				}
+				if h.shareRate > 0 {
+					n = i + 1
+					nonce++
+					break
+				}
 			}
 			nonce++
 		}
@@ -202,6 +233,34 @@ func (h *hasher) pace(ctx context.Context) bool {
 	}
 }
 
+// waitGap waits until the ShareRate gap after the last share passed; it wakes
+// early only for new work (newWork), and reports stop when the miner stops.
+func (h *hasher) waitGap(ctx context.Context, w *work) (stop, newWork bool) {
+	c := h.c
+	for {
+		wait := time.Until(h.shareDue)
+		if wait <= 0 {
+			return false, false
+		}
+		h.timer.Reset(wait)
+		select {
+		case <-h.timer.C:
+			return false, false
+		case <-c.signal:
+			h.timer.Stop()
+			if c.cur.Load() != w {
+				return false, true
+			}
+		case <-ctx.Done():
+			h.timer.Stop()
+			return true, false
+		case <-c.quit:
+			h.timer.Stop()
+			return true, false
+		}
+	}
+}
+
 // allowShare applies MaxSharesPerSecond as a token bucket.
 func (h *hasher) allowShare() bool {
 	if h.maxShares <= 0 {
@@ -217,34 +276,43 @@ func (h *hasher) allowShare() bool {
 	return true
 }
 
-// submit sends a share found on w, unless over the share cap or too many submits
-// await an answer.
-func (h *hasher) submit(w *work, ntime, nonce, bits uint32) {
+// found handles a share found on w (hdr holds it): it draws a Misbehaviour fault
+// and sends the share, honestly or as the fault makes it, unless over the share
+// cap or too many submits await an answer. It returns false when the hasher must
+// stop (the connection was reset on purpose).
+func (h *hasher) found(w *work, hdr *stratum.Header, ntime, nonce, bits uint32) bool {
 	c := h.c
-	send := h.allowShare()
-	var id uint64
-	if send {
-		c.mu.Lock()
-		if len(c.pending) < maxPendingSubmits {
-			id = c.nextID
-			c.nextID++
-			c.pending[id] = time.Now()
-		} else {
-			send = false
-		}
-		c.mu.Unlock()
+	if h.shareRate > 0 {
+		h.shareDue = time.Now().Add(expDuration(h.shareGap))
 	}
-	c.m.update(func(s *MinerStats) {
-		s.SharesFound++
-		if send {
-			s.Submitted++ // counted before the write, so never behind Accepted
-		} else {
-			s.SharesSkipped++
-		}
-	})
-	if !send {
-		return
+	f := faultNone
+	if h.bad {
+		f = c.m.cfg.Misbehave.draw()
 	}
+	switch f {
+	case faultDisconnect:
+		c.m.update(func(s *MinerStats) {
+			s.SharesFound++
+			s.AbruptCloses++
+		})
+		c.abort()
+		return false
+	case faultMalformed:
+		c.m.update(func(s *MinerStats) {
+			s.SharesFound++
+			s.MalformedSent++
+		})
+		c.write(malformedLine)
+		return true
+	case faultLongLine:
+		c.m.update(func(s *MinerStats) {
+			s.SharesFound++
+			s.LongLinesSent++
+		})
+		c.write(longLine())
+		return true
+	}
+
 	sub := stratum.Submit{
 		Worker:         c.worker,
 		JobID:          w.jobID,
@@ -254,6 +322,73 @@ func (h *hasher) submit(w *work, ntime, nonce, bits uint32) {
 		VersionBits:    bits & w.mask,
 		HasVersionBits: w.rolling,
 	}
+	kind, skipped := ShareGood, false
+	switch f {
+	case faultBadNonce:
+		if n, ok := missNonce(hdr, &w.target, nonce); ok {
+			sub.Nonce, kind = n, ShareBadNonce
+		} else {
+			skipped = true
+		}
+	case faultStale:
+		sub.JobID, kind = w.staleID, ShareStale
+	case faultDuplicate:
+		if h.last.job == w.job {
+			sub.JobID, sub.Extranonce2 = h.last.jobID, h.last.en2
+			sub.NTime, sub.Nonce = h.last.ntime, h.last.nonce
+			sub.VersionBits, sub.HasVersionBits = h.last.bits, h.last.hasBits
+			kind = ShareDuplicate
+		} else {
+			skipped = true
+		}
+	case faultBadNTime:
+		sub.NTime, kind = badNTime(w.job.NTime), ShareBadNTime
+	}
+
+	send := h.allowShare()
+	var id uint64
+	if send {
+		c.mu.Lock()
+		if len(c.pending) < maxPendingSubmits {
+			id = c.nextID
+			c.nextID++
+			c.pending[id] = pendingSubmit{sent: time.Now(), kind: kind}
+		} else {
+			send = false
+		}
+		c.mu.Unlock()
+	}
+	c.m.update(func(s *MinerStats) {
+		s.SharesFound++
+		if !send {
+			s.SharesSkipped++
+			return
+		}
+		s.Submitted++ // counted before the write, so never behind Accepted
+		if kind != ShareGood {
+			s.BadSent[kind]++
+		}
+		if skipped {
+			s.BadSkipped++
+		}
+	})
+	if !send {
+		return true
+	}
+	if kind == ShareGood {
+		h.remember(w, &sub)
+	}
 	h.buf = stratum.AppendSubmit(h.buf[:0], id, &sub)
 	c.write(h.buf) // a failed write closes the connection; the reader then ends it
+	return true
+}
+
+// remember keeps sub, an honest share on w, for ShareDuplicate.
+func (h *hasher) remember(w *work, sub *stratum.Submit) {
+	l := &h.last
+	l.job = w.job
+	l.jobID = append(l.jobID[:0], sub.JobID...)
+	l.en2 = append(l.en2[:0], sub.Extranonce2...)
+	l.ntime, l.nonce = sub.NTime, sub.Nonce
+	l.bits, l.hasBits = sub.VersionBits, sub.HasVersionBits
 }

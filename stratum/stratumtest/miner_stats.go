@@ -1,6 +1,17 @@
 package stratumtest
 
-import "time"
+import (
+	"errors"
+	"net"
+	"time"
+)
+
+// maxErrorKeys bounds the distinct messages MinerStats.Errors counts; further
+// ones count under errorKeyOther.
+const (
+	maxErrorKeys  = 32
+	errorKeyOther = "other"
+)
 
 // MinerStats is a snapshot of what a Miner did.
 type MinerStats struct {
@@ -51,6 +62,32 @@ type MinerStats struct {
 	LastMessage string
 	// Latencies holds recent answer latencies of submits, oldest first.
 	Latencies []time.Duration
+
+	// BytesIn and BytesOut count the bytes read from and written to the server,
+	// over all connections.
+	BytesIn, BytesOut uint64
+	// BadSent counts the deliberately bad shares submitted (Misbehaviour), by
+	// kind; BadRejected and BadAccepted count their answers. A bad share accepted
+	// is a server bug. Index ShareGood is unused. Accepted and Rejected count
+	// every answered submit, bad ones included.
+	BadSent, BadRejected, BadAccepted [NumShareKinds]uint64
+	// BadSkipped counts bad shares that could not be made (no missing nonce near
+	// a share at a very low difficulty, no earlier share on the job to
+	// duplicate) and were sent honestly.
+	BadSkipped uint64
+	// MalformedSent and LongLinesSent count the non-JSON and over-long lines sent
+	// in place of shares.
+	MalformedSent, LongLinesSent uint64
+	// AbruptCloses counts connections reset by Misbehaviour.Disconnect;
+	// ChurnCloses those closed by Misbehaviour.Churn.
+	AbruptCloses, ChurnCloses uint64
+	// DialFailures counts dials that failed.
+	DialFailures uint64
+	// Errors counts the errors that ended connections or dials (the values of
+	// LastError), by message without addresses ("read: connection reset by
+	// peer", "dial: connection refused", "EOF"): at most 32 distinct, further
+	// ones under "other". Connections the miner closed on purpose count nothing.
+	Errors map[string]uint64
 }
 
 // Stats returns a snapshot of the miner's counters.
@@ -67,6 +104,11 @@ func (m *Miner) Stats() MinerStats {
 	for k, v := range m.st.RejectCodes {
 		st.RejectCodes[k] = v
 	}
+	st.Errors = make(map[string]uint64, len(m.st.Errors))
+	for k, v := range m.st.Errors {
+		st.Errors[k] = v
+	}
+	st.BytesIn, st.BytesOut = m.bytesIn.Load(), m.bytesOut.Load()
 	st.Extranonce1 = append([]byte(nil), m.st.Extranonce1...)
 	st.Latencies = make([]time.Duration, 0, len(m.latencies))
 	st.Latencies = append(st.Latencies, m.latencies[m.latNext:]...)
@@ -89,4 +131,35 @@ func (m *Miner) recordLatencyLocked(d time.Duration) {
 	}
 	m.latencies[m.latNext] = d
 	m.latNext = (m.latNext + 1) % maxLatencySamples
+}
+
+// recordError records an error that ended a connection or a dial.
+func (m *Miner) recordError(err error) {
+	msg, key := err.Error(), errorKey(err)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.st.LastError = msg
+	if _, seen := m.st.Errors[key]; !seen && len(m.st.Errors) >= maxErrorKeys {
+		key = errorKeyOther
+	}
+	m.st.Errors[key]++
+}
+
+// errorKey returns err's message without the addresses a *net.OpError carries,
+// so errors of one kind on different connections count as one: the operation
+// and the innermost cause, as "read: connection reset by peer".
+func errorKey(err error) string {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Err == nil {
+		return err.Error()
+	}
+	cause := op.Err
+	for {
+		u := errors.Unwrap(cause)
+		if u == nil {
+			break
+		}
+		cause = u
+	}
+	return op.Op + ": " + cause.Error()
 }
