@@ -4,7 +4,10 @@ go 1.26.0
 
 require github.com/valyala/fastjson v1.6.10
 
-require github.com/kylelemons/godebug v1.1.0 // indirect
+require (
+	github.com/HdrHistogram/hdrhistogram-go v1.4.0
+	github.com/kylelemons/godebug v1.1.0 // indirect
+)
 
 require (
 	github.com/BurntSushi/toml v1.6.0
