@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashrelay/hashrelay/stratum"
@@ -67,17 +68,21 @@ type conn struct {
 	id  uint64
 	lim connLimits
 	fl  *flusher
-	ln  *listener  // nil when not accepted by a listener
-	ip  netip.Addr // the per-address slot held on ln; zero without that limit
+	ln  *listener    // nil when not accepted by a listener
+	hp  *handlerPool // runs handle on a pooled stack; nil: on the reader (see handlers.go)
+	ip  netip.Addr   // the per-address slot held on ln; zero without that limit
 
 	closed atomic.Bool
 	why    atomic.Uint32 // CloseReason, set once, just after closed
 
 	// Reader only.
-	lr      lineReader
-	sniffed bool
-	bytesIn uint64 // bytes read
-	linesIn uint64 // lines handed to the handler
+	lr       lineReader
+	raw      syscall.RawConn    // for waitReadable; nil: the read buffer stays while idle
+	readable func(uintptr) bool // waitReadable's callback, made once
+	peek     [1]byte            // waitReadable's peek, never read
+	sniffed  bool
+	bytesIn  uint64 // bytes read
+	linesIn  uint64 // lines handed to the handler
 
 	bytesOut atomic.Uint64 // bytes written, by flushers
 
@@ -98,7 +103,7 @@ func newConn(nc net.Conn, id uint64, lim connLimits, fl *flusher) *conn {
 	if lim.MaxLineSize <= 0 {
 		lim.MaxLineSize = DefaultMaxLineSize
 	}
-	return &conn{nc: nc, id: id, lim: lim, fl: fl, lr: newLineReader(lim.MaxLineSize)}
+	return &conn{nc: nc, id: id, lim: lim, fl: fl, lr: newLineReader(lim.MaxLineSize), raw: rawConnOf(nc)}
 }
 
 // readLoop reads lines and hands each to handle, until handle returns false or the
@@ -118,8 +123,13 @@ func (c *conn) readLoop(handle func(line []byte) bool) CloseReason {
 			c.close(readCloseReason(err))
 			break
 		}
-		c.linesIn++
-		if !handle(line) {
+		ok := false
+		if c.hp != nil {
+			ok = c.hp.run(burst{c: c, line: line, handle: handle})
+		} else {
+			ok = c.handleBurst(line, handle)
+		}
+		if !ok {
 			c.close(CloseProtocol)
 			break
 		}
@@ -138,6 +148,13 @@ func (c *conn) readLine() ([]byte, error) {
 		c.flush()
 		if t := c.lim.ReadIdleTimeout; t > 0 {
 			if err := c.nc.SetReadDeadline(time.Now().Add(t)); err != nil {
+				return nil, err
+			}
+		}
+		if c.raw != nil && c.lr.idle() {
+			// Nothing buffered: wait for the next bytes without a buffer.
+			c.lr.park()
+			if err := c.waitReadable(); err != nil {
 				return nil, err
 			}
 		}

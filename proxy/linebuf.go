@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"io"
+	"sync"
 
 	"github.com/hashrelay/hashrelay/stratum"
 )
@@ -11,6 +12,9 @@ import (
 // (subscribe, authorize, configure, submit) fits; a longer line grows the buffer up to
 // the line limit, and the buffer returns to this size once that line is consumed.
 const readBufSize = 512
+
+// homeBuffers holds the resting buffers of connections parked between reads (park).
+var homeBuffers = sync.Pool{New: func() any { return new([readBufSize]byte) }}
 
 // lineReader splits a connection's byte stream into lines in a buffer that grows for a
 // long line and shrinks back after it. bufio.Reader has a fixed size: sized for the line
@@ -23,17 +27,33 @@ type lineReader struct {
 	buf        []byte
 	r, w, scan int
 	max        int
-	home       *[readBufSize]byte // the resting buffer, kept while buf is grown
+	home       *[readBufSize]byte // the resting buffer, kept while buf is grown; nil while parked
 	err        error              // a read error held back until the buffer is drained
+	released   bool               // fill reports io.EOF
 }
 
+// newLineReader returns a reader holding no buffer: the first fill takes one.
 func newLineReader(maxLine int) lineReader {
 	if maxLine <= 0 {
 		maxLine = DefaultMaxLineSize
 	}
-	home := new([readBufSize]byte)
-	return lineReader{buf: home[:], home: home, max: maxLine}
+	return lineReader{max: maxLine}
 }
+
+// park gives the resting buffer back to the pool when it holds nothing, so that a
+// connection waiting for its next line holds no buffer; the next fill takes one.
+// A grown buffer (a long line in progress) or unread bytes are kept.
+func (l *lineReader) park() {
+	if l.home == nil || l.r != l.w || len(l.buf) != readBufSize {
+		return
+	}
+	homeBuffers.Put(l.home)
+	l.home, l.buf = nil, nil
+	l.r, l.w, l.scan = 0, 0, 0
+}
+
+// idle reports whether the reader holds no unread bytes.
+func (l *lineReader) idle() bool { return l.r == l.w }
 
 // next returns the next non-blank line, without its "\n" or "\r\n", if a whole one is
 // buffered, or nil. The line stays valid until the next call of fill. A line longer than
@@ -76,8 +96,12 @@ func (l *lineReader) fill(src io.Reader) (int, error) {
 	if l.err != nil {
 		return 0, l.err
 	}
-	if l.buf == nil {
-		return 0, io.EOF // released
+	if l.released {
+		return 0, io.EOF
+	}
+	if l.home == nil {
+		l.home = homeBuffers.Get().(*[readBufSize]byte)
+		l.buf = l.home[:]
 	}
 	pending := l.w - l.r
 	switch {
@@ -124,8 +148,13 @@ func (l *lineReader) firstNonSpace() (byte, bool) {
 	return 0, false
 }
 
-// release drops the buffers; fill then reports io.EOF.
+// release drops the buffers, the resting one back to the pool; fill then reports
+// io.EOF. No line it returned may be used after.
 func (l *lineReader) release() {
+	if l.home != nil {
+		homeBuffers.Put(l.home)
+	}
 	l.buf, l.home = nil, nil
 	l.r, l.w, l.scan = 0, 0, 0
+	l.released = true
 }

@@ -43,6 +43,7 @@ type listener struct {
 	nl       net.Listener
 	cfg      listenerConfig
 	fl       *flusher
+	hp       *handlerPool // set before start; nil handles lines on the readers
 	onConn   func(c *conn)
 	done     chan struct{} // closed by close
 
@@ -144,7 +145,7 @@ func (l *listener) admit(nc net.Conn) {
 	}
 	l.accepted.Add(1)
 	c := newConn(nc, l.nextID.Add(1), l.cfg.Conn, l.fl)
-	c.ln, c.ip = l, ip // before the reader starts; connClosed releases the slot taken above
+	c.ln, c.ip, c.hp = l, ip, l.hp // before the reader starts; connClosed releases the slot taken above
 	if !l.goroutine(func() { l.serveConn(c) }) {
 		c.close(CloseShutdown)
 	}

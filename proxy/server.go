@@ -36,6 +36,7 @@ type Server struct {
 
 	ln      *listener
 	fl      *flusher
+	hp      *handlerPool // runs the miners' line handling (handlers.go)
 	httpSrv *http.Server
 	httpLn  net.Listener
 
@@ -127,6 +128,8 @@ func (s *Server) Start(ctx context.Context) error {
 	s.minerCtx, s.cancelMiner = context.WithCancel(context.Background())
 	s.fl = newFlusher(0)
 	s.ln = newListener(nl, listenerConfigOf(&s.cfg), s.fl, s.onConn)
+	s.hp = newHandlerPool()
+	s.ln.hp = s.hp
 	s.ln.onRefuse = func(r CloseReason) {
 		s.metrics.ConnectionsClosed.WithLabelValues(r.String()).Inc()
 	}
@@ -237,7 +240,17 @@ func (s *Server) leaveSeat(sl *slot) {
 }
 
 // onConn runs a new miner connection on its own (reader) goroutine.
+// Opening and closing the session run on a handler (handlers.go), so the reader's
+// own stack stays small while the miner is idle.
 func (s *Server) onConn(c *conn) {
+	var m *session
+	s.hp.call(func() { m = s.openSession(c) })
+	m.serve(s.minerCtx)
+	s.hp.call(func() { s.closeSession(m) })
+}
+
+// openSession registers a session for c.
+func (s *Server) openSession(c *conn) *session {
 	id := s.nextID.Add(1)
 	m := newSession(s, c, id, c.remoteAddr())
 	s.mu.Lock()
@@ -251,7 +264,11 @@ func (s *Server) onConn(c *conn) {
 		// closed the miners: serve reads nothing and counts the close.
 		c.close(CloseShutdown)
 	}
-	m.serve(s.minerCtx)
+	return m
+}
+
+// closeSession unregisters m once its serve has returned.
+func (s *Server) closeSession(m *session) {
 	s.mu.Lock()
 	delete(s.sessions, m)
 	s.mu.Unlock()
@@ -343,6 +360,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.wg.Wait() // slots (their upstreams closed) and HTTP
 		s.closeUpstreams()
 		<-readers
+		s.hp.stop()
 		s.fl.stop()
 		close(done)
 	}()

@@ -44,12 +44,8 @@ type session struct {
 	addr string
 
 	// Reader only.
-	log        zerolog.Logger
-	dec        stratum.Decoder
 	checker    stratum.Checker
-	submit     stratum.Submit
-	cfgReq     stratum.ConfigureRequest
-	out        []byte // reply scratch
+	out        []byte // reply scratch, borrowed while a line is handled (borrow.go)
 	subscribed bool
 	authorized bool
 	xnsub      bool // sent mining.extranonce.subscribe or subscribe-extranonce
@@ -94,8 +90,12 @@ type session struct {
 	// target): a ring of the last len(relays) deliveries, which covers the window.
 	relays    []*relayJob
 	relayNext int
-	scratch   []byte // delivery scratch
 }
+
+// notificationBuffer fits the short notifications a session writes outside a
+// request (set_difficulty, set_version_mask, client.reconnect), on the stack: a
+// buffer kept per session would stay with every idle miner.
+const notificationBuffer = 192
 
 func newSession(srv *Server, c *conn, id uint64, addr string) *session {
 	n := srv.cfg.jobsPerMiner()
@@ -104,7 +104,6 @@ func newSession(srv *Server, c *conn, id uint64, addr string) *session {
 		c:      c,
 		id:     id,
 		addr:   addr,
-		log:    srv.log.With().Uint64("miner", id).Str("remote", addr).Logger(),
 		window: stratum.NewJobWindow(n),
 		relays: make([]*relayJob, n),
 		diff:   srv.cfg.startDifficulty(),
@@ -132,18 +131,40 @@ func (m *session) serve(ctx context.Context) {
 	if m.acct != nil {
 		m.acct.disconnected()
 	}
-	m.log.Debug().Str("reason", reason.String()).Msg("miner closed")
+	m.event(zerolog.DebugLevel).Str("reason", reason.String()).Msg("miner closed")
+}
+
+// event starts a log event at level carrying the session's context, or returns nil
+// (on which every Event method does nothing) when level is off. The context is
+// built for each event written rather than kept: an idle miner holds none of it.
+func (m *session) event(level zerolog.Level) *zerolog.Event {
+	e := m.srv.log.WithLevel(level)
+	if e == nil {
+		return nil
+	}
+	e = e.Uint64("miner", m.id).Str("remote", m.addr)
+	if m.acct != nil {
+		e = e.Str("worker", m.acct.name)
+	}
+	return e
 }
 
 // handle processes one line; false closes the connection (the reason already set).
 // Reader only.
 func (m *session) handle(ctx context.Context, line []byte) bool {
-	msg, err := m.dec.Decode(line)
+	dec, out := getDecoder(), getReplyBuffer()
+	m.out = *out
+	defer func() {
+		putDecoder(dec)
+		putReplyBuffer(out, m.out)
+		m.out = nil
+	}()
+	msg, err := dec.Decode(line)
 	if err != nil {
 		m.malformed++
 		m.srv.stats.m.MalformedLines.Inc()
 		if m.malformed > maxMalformed {
-			m.log.Debug().Int("lines", m.malformed).Msg("closing: undecodable lines")
+			m.event(zerolog.DebugLevel).Int("lines", m.malformed).Msg("closing: undecodable lines")
 			m.closeAfterReplies(CloseProtocol)
 			return false
 		}
@@ -255,11 +276,11 @@ func (m *session) floorLocked() float64 {
 }
 
 func (m *session) handleConfigure(msg *stratum.Message) {
-	if err := msg.Configure(&m.cfgReq); err != nil {
+	req := new(stratum.ConfigureRequest) // once per connection
+	if err := msg.Configure(req); err != nil {
 		m.replyError(msg, stratum.ErrOther)
 		return
 	}
-	req := &m.cfgReq
 	res := stratum.ConfigureResult{Asked: req.Extensions, Unknown: req.Unknown}
 	if req.Extensions&stratum.ExtVersionRolling != 0 {
 		var guess uint32
@@ -336,7 +357,7 @@ func (m *session) handleSubscribe(ctx context.Context, msg *stratum.Message) {
 	m.agent = string(agent)
 	sl, prefix, en2, mask, cur, err := m.srv.join(ctx, m)
 	if err != nil {
-		m.log.Debug().Err(err).Msg("subscribe failed")
+		m.event(zerolog.DebugLevel).Err(err).Msg("subscribe failed")
 		m.replyError(msg, &stratum.Error{Code: 20, Message: err.Error()})
 		return
 	}
@@ -385,7 +406,7 @@ func (m *session) handleAuthorize(msg *stratum.Message) bool {
 	m.password = string(password)
 	if !m.srv.allowed(name) {
 		m.replyError(msg, stratum.ErrUnauthorized)
-		m.log.Info().Str("worker", name).Msg("worker not allowed")
+		m.event(zerolog.InfoLevel).Str("worker", name).Msg("worker not allowed")
 		m.closeAfterReplies(CloseUnauthorized)
 		return false
 	}
@@ -394,7 +415,6 @@ func (m *session) handleAuthorize(msg *stratum.Message) bool {
 			m.acct.disconnected()
 		}
 		m.acct = m.srv.accounts.connect(name, m.addr, m.agent)
-		m.log = m.log.With().Str("worker", name).Logger()
 	}
 	m.authorized = true
 	m.registerIdentity()
@@ -427,7 +447,8 @@ func (m *session) handleSubmit(msg *stratum.Message) {
 		m.replyError(msg, stratum.ErrNotSubscribed)
 		return
 	}
-	s := &m.submit
+	var sub stratum.Submit
+	s := &sub
 	if err := msg.Submit(s); err != nil {
 		m.rejected(msg, stratum.VerdictMalformed)
 		return
@@ -528,7 +549,7 @@ func (m *session) deliverLocked(rj *relayJob, notify []byte) bool {
 	if d != m.targetFor {
 		t, err := stratum.TargetFromDifficulty(d)
 		if err != nil {
-			// m.log is the reader's; this may run on a slot goroutine.
+			// m.event reads reader-owned state; this may run on a slot goroutine.
 			m.srv.log.Warn().Uint64("miner", m.id).Float64("difficulty", d).Msg("job not sent: no target for the difficulty")
 			return false
 		}
@@ -538,8 +559,8 @@ func (m *session) deliverLocked(rj *relayJob, notify []byte) bool {
 	m.relays[m.relayNext] = rj
 	m.relayNext = (m.relayNext + 1) % len(m.relays)
 	if d != m.sentDiff {
-		m.scratch = stratum.AppendSetDifficulty(m.scratch[:0], d)
-		m.c.send(m.scratch)
+		var buf [notificationBuffer]byte
+		m.c.send(stratum.AppendSetDifficulty(buf[:0], d))
 		m.sentDiff = d
 	}
 	m.c.send(notify)
@@ -567,16 +588,16 @@ func (m *session) setMaskLocked(mask uint32) bool {
 		return false
 	}
 	m.mask = mask
-	m.scratch = stratum.AppendSetVersionMask(m.scratch[:0], mask)
-	m.c.send(m.scratch)
+	var buf [notificationBuffer]byte
+	m.c.send(stratum.AppendSetVersionMask(buf[:0], mask))
 	return true
 }
 
 // sendReconnect asks the miner to reconnect (to host:port, or the same server).
 func (m *session) sendReconnect(host string, port, wait int) {
 	m.mu.Lock()
-	m.scratch = stratum.AppendReconnect(m.scratch[:0], host, port, wait)
-	m.c.send(m.scratch)
+	var buf [notificationBuffer]byte
+	m.c.send(stratum.AppendReconnect(buf[:0], host, port, wait))
 	m.mu.Unlock()
 	m.c.flush()
 }

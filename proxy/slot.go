@@ -52,8 +52,8 @@ type slot struct {
 	lost       *upstream              // the last active upstream that closed
 	lostSince  time.Time              // when it closed; zero while an upstream is active
 
-	shares chan pendingShare // forwarded shares, in order; bounded by MaxBufferedShares
-	blocks chan pendingShare // block candidates, sent before any other share
+	shares chan *pendingShare // forwarded shares, in order; bounded by MaxBufferedShares
+	blocks chan *pendingShare // block candidates, sent before any other share
 
 	wake      chan struct{} // slot loop: upstream closed or fail-back due
 	relayedAt time.Time     // when the last job went to the miners
@@ -90,8 +90,8 @@ func newSlot(srv *Server, index int) *slot {
 		prefixes:   make(map[uint64]*session),
 		ready:      make(chan struct{}),
 		wake:       make(chan struct{}, 1),
-		shares:     make(chan pendingShare, srv.cfg.maxBufferedShares()),
-		blocks:     make(chan pendingShare, blockQueue),
+		shares:     make(chan *pendingShare, srv.cfg.maxBufferedShares()),
+		blocks:     make(chan *pendingShare, blockQueue),
 	}
 }
 

@@ -35,13 +35,18 @@ type pendingShare struct {
 
 // enqueue hands an accepted upstream-worthy share to the slot's submit loop without
 // blocking the miner; a block candidate is never dropped.
-func (s *slot) enqueue(p pendingShare) {
+//
+// The queues hold pointers: a slot's queue is MaxBufferedShares long, and a channel
+// of values would take that many shares' worth of memory (over half a megabyte per
+// slot) before the first share; only shares meeting the pool's target come here.
+func (s *slot) enqueue(v pendingShare) {
+	p := &v
 	if p.block {
 		s.srv.log.Info().Str("hash", p.hash.String()).Str("worker", p.acct.name).Int("slot", s.index).Msg("block candidate")
 		select {
 		case s.blocks <- p:
 		default:
-			s.forward(&p)
+			s.forward(p)
 		}
 		return
 	}
@@ -57,15 +62,15 @@ func (s *slot) submitLoop(ctx context.Context) {
 	for {
 		select {
 		case p := <-s.blocks:
-			s.forward(&p)
+			s.forward(p)
 			continue
 		default:
 		}
 		select {
 		case p := <-s.blocks:
-			s.forward(&p)
+			s.forward(p)
 		case p := <-s.shares:
-			s.forward(&p)
+			s.forward(p)
 		case <-ctx.Done():
 			s.drainLost()
 			return

@@ -1,0 +1,12 @@
+//go:build !unix
+
+package proxy
+
+import "syscall"
+
+// rawConnOf returns nil: without MSG_PEEK, connections keep their read buffer while
+// idle.
+func rawConnOf(any) syscall.RawConn { return nil }
+
+// waitReadable is never called where rawConnOf returns nil.
+func (c *conn) waitReadable() error { return nil }
