@@ -46,6 +46,9 @@ type Metrics struct {
 
 	// Latency.
 	JobFanout prometheus.Histogram // time to hand one job to every miner of a slot
+	// MinerReply is the time from reading a miner's request off its socket to writing
+	// the reply: the proxy's own share of the latency a miner sees.
+	MinerReply prometheus.Histogram
 }
 
 // New creates the metrics and registers them, with the Go runtime and process
@@ -79,6 +82,11 @@ func New() *Metrics {
 			Help:    "Time to hand one job to every miner of a slot.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
 		}),
+		MinerReply: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "miner_reply_seconds",
+			Help:    "Time from reading a miner's request to writing the reply.",
+			Buckets: prometheus.ExponentialBuckets(0.00001, 2, 18),
+		}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
@@ -87,7 +95,7 @@ func New() *Metrics {
 		m.Shares, m.SharesForwarded, m.UpstreamShares, m.UpstreamRejects, m.SharesLost,
 		m.SharesBuffered, m.BlockCandidates, m.FakeJobs, m.FakeShares, m.AcceptedWork,
 		m.UpstreamUp, m.UpstreamDisconnects, m.UpstreamSwitches, m.ExtranonceChanges,
-		m.JobFanout,
+		m.JobFanout, m.MinerReply,
 	)
 	return m
 }

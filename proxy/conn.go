@@ -82,9 +82,23 @@ type conn struct {
 	peek     [1]byte            // waitReadable's peek, never read
 	sniffed  bool
 	bytesIn  uint64 // bytes read
+	readAt   int64  // when the last read returned bytes, Unix nanoseconds (with onReply)
 	linesIn  uint64 // lines handed to the handler
 
 	bytesOut atomic.Uint64 // bytes written, by flushers
+
+	// writeNonBlocking's state: the writer's alone (the goroutine holding queued).
+	writable func(uintptr) bool
+	wb       []byte
+	wn       int
+	werr     error
+
+	// onReply, set before the reader starts, is told how long the replies of a burst
+	// of requests took: from the read that brought the requests to the write that
+	// carried their replies. replyFrom holds that read's time (Unix nanoseconds)
+	// until such a write; 0 when no reply is due.
+	onReply   func(time.Duration)
+	replyFrom atomic.Int64
 
 	mu sync.Mutex
 	// out is what producers appended and no flusher has taken yet; nil when empty.
@@ -123,6 +137,10 @@ func (c *conn) readLoop(handle func(line []byte) bool) CloseReason {
 			c.close(readCloseReason(err))
 			break
 		}
+		from := int64(0)
+		if c.onReply != nil && c.replyFrom.CompareAndSwap(0, c.readAt) {
+			from = c.readAt
+		}
 		ok := false
 		if c.hp != nil {
 			ok = c.hp.run(burst{c: c, line: line, handle: handle})
@@ -132,6 +150,9 @@ func (c *conn) readLoop(handle func(line []byte) bool) CloseReason {
 		if !ok {
 			c.close(CloseProtocol)
 			break
+		}
+		if from != 0 && c.pending() == 0 {
+			c.replyFrom.CompareAndSwap(from, 0) // the burst wanted no reply
 		}
 	}
 	c.lr.release()
@@ -145,7 +166,7 @@ func (c *conn) readLine() ([]byte, error) {
 		if line != nil || err != nil {
 			return line, err
 		}
-		c.flush()
+		c.flushNow()
 		if t := c.lim.ReadIdleTimeout; t > 0 {
 			if err := c.nc.SetReadDeadline(time.Now().Add(t)); err != nil {
 				return nil, err
@@ -160,6 +181,9 @@ func (c *conn) readLine() ([]byte, error) {
 		}
 		n, err := c.lr.fill(c.nc)
 		c.bytesIn += uint64(n)
+		if n > 0 && c.onReply != nil {
+			c.readAt = time.Now().UnixNano()
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -293,6 +317,7 @@ func (c *conn) writeOut() (more, stalled bool) {
 	case err == nil:
 		c.wbuf = nil
 		putOutBuf(p)
+		c.observeReply()
 	case c.closed.Load():
 		// close left wbuf to us; its reason stands.
 		c.wbuf = nil
@@ -319,6 +344,73 @@ func (c *conn) writeOut() (more, stalled bool) {
 		c.close(reason)
 	}
 	return more, stalled
+}
+
+// observeReply reports, after a write, how long the replies it carried took (see
+// onReply).
+func (c *conn) observeReply() {
+	if c.onReply != nil {
+		if from := c.replyFrom.Swap(0); from != 0 {
+			c.onReply(time.Duration(time.Now().UnixNano() - from))
+		}
+	}
+}
+
+// flushNow is flush for the reader and its handler, after a burst of requests:
+// when no flusher holds c, it writes the pending bytes at once from the calling
+// goroutine, without waiting for the socket, and hands only what the socket did not
+// take to the flusher. Replies then leave from the goroutine that made them: a
+// flusher woken for them would wait its turn behind every reader woken meanwhile,
+// which under load is most of a reply's latency.
+func (c *conn) flushNow() {
+	if c.raw == nil {
+		c.flush()
+		return
+	}
+	c.mu.Lock()
+	if c.queued || c.out == nil || c.closed.Load() {
+		c.mu.Unlock()
+		return // nothing to write, or a flusher has it
+	}
+	c.queued = true // c is ours to write, as a flusher's
+	c.wbuf, c.out, c.woff = c.out, nil, 0
+	p := c.wbuf
+	c.writing = true
+	c.mu.Unlock()
+
+	n, err := c.writeNonBlocking(*p)
+	c.bytesOut.Add(uint64(n))
+
+	reason := CloseNone
+	c.mu.Lock()
+	c.writing = false
+	switch {
+	case c.closed.Load():
+		c.wbuf = nil // close left it to us
+		putOutBuf(p)
+	case err != nil:
+		c.wbuf = nil
+		putOutBuf(p)
+		reason = CloseWriteError
+	case n == len(*p):
+		c.wbuf = nil
+		putOutBuf(p)
+		c.observeReply()
+	default:
+		// The socket took part or none: the rest waits for a flusher, and
+		// WriteTimeout runs from now.
+		c.woff, c.wstart = n, time.Now()
+	}
+	more := reason == CloseNone && !c.closed.Load() && (c.wbuf != nil || c.out != nil)
+	if !more {
+		c.queued = false
+	}
+	c.mu.Unlock()
+	if reason != CloseNone {
+		c.close(reason)
+	} else if more {
+		c.fl.push(c)
+	}
 }
 
 // close closes c once, recording reason (not CloseNone): the socket closes, which

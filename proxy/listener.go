@@ -40,12 +40,14 @@ func listenerConfigOf(cfg *Config) listenerConfig {
 type listener struct {
 	// onRefuse, set before start, is told of each connection refused at accept.
 	onRefuse func(CloseReason)
-	nl       net.Listener
-	cfg      listenerConfig
-	fl       *flusher
-	hp       *handlerPool // set before start; nil handles lines on the readers
-	onConn   func(c *conn)
-	done     chan struct{} // closed by close
+	// onReply, set before start, becomes each connection's onReply.
+	onReply func(time.Duration)
+	nl      net.Listener
+	cfg     listenerConfig
+	fl      *flusher
+	hp      *handlerPool // set before start; nil handles lines on the readers
+	onConn  func(c *conn)
+	done    chan struct{} // closed by close
 
 	mu       sync.Mutex
 	shutdown bool               // mu: no goroutine may start
@@ -145,7 +147,7 @@ func (l *listener) admit(nc net.Conn) {
 	}
 	l.accepted.Add(1)
 	c := newConn(nc, l.nextID.Add(1), l.cfg.Conn, l.fl)
-	c.ln, c.ip, c.hp = l, ip, l.hp // before the reader starts; connClosed releases the slot taken above
+	c.ln, c.ip, c.hp, c.onReply = l, ip, l.hp, l.onReply // before the reader starts; connClosed releases the slot taken above
 	if !l.goroutine(func() { l.serveConn(c) }) {
 		c.close(CloseShutdown)
 	}

@@ -130,6 +130,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.ln = newListener(nl, listenerConfigOf(&s.cfg), s.fl, s.onConn)
 	s.hp = newHandlerPool()
 	s.ln.hp = s.hp
+	s.ln.onReply = func(d time.Duration) { s.metrics.MinerReply.Observe(d.Seconds()) }
 	s.ln.onRefuse = func(r CloseReason) {
 		s.metrics.ConnectionsClosed.WithLabelValues(r.String()).Inc()
 	}

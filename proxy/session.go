@@ -117,7 +117,7 @@ func (m *session) serve(ctx context.Context) {
 	reason := m.c.readLoop(func(line []byte) bool {
 		ok := m.handle(ctx, line)
 		if m.c.buffered() == 0 {
-			m.c.flush() // pipelined requests' replies leave together
+			m.c.flushNow() // pipelined requests' replies leave together, from here
 		}
 		return ok
 	})

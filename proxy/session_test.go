@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -956,5 +957,33 @@ func TestDifficultyVardiff(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	if d := stop2()[0].Difficulty; d != 2e-6 {
 		t.Errorf("fast miner at %g; want held at the pool's 2e-6", d)
+	}
+}
+
+// TestMinerReplyLatencyObserved: every answered request is timed from its read to
+// the write of its reply, once per burst, in hashrelay_miner_reply_seconds.
+func TestMinerReplyLatencyObserved(t *testing.T) {
+	pool := newTestPool(t, stratumtest.PoolConfig{Addr: "127.0.0.1:0"})
+	srv := newTestProxy(t, Config{}, pool)
+	m := stratumtest.NewMiner(stratumtest.MinerConfig{Addr: srv.Addr().String(), ShareRate: 50})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	waitFor(t, 10*time.Second, "20 shares answered", func() bool { return m.Stats().Accepted >= 20 })
+	cancel()
+	<-done
+	var h dto.Metric
+	if err := srv.metrics.MinerReply.Write(&h); err != nil {
+		t.Fatal(err)
+	}
+	n, sum := h.GetHistogram().GetSampleCount(), h.GetHistogram().GetSampleSum()
+	st := m.Stats()
+	// The handshake's burst and one per share: at least the shares, at most every
+	// answered request.
+	if n < st.Accepted || n > st.Accepted+st.Rejected+8 {
+		t.Errorf("%d reply latencies observed for %d accepted shares", n, st.Accepted)
+	}
+	if sum <= 0 || sum/float64(n) > 1 {
+		t.Errorf("mean reply latency %.6fs over %d; want above 0 and under 1s", sum/float64(n), n)
 	}
 }

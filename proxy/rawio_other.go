@@ -10,3 +10,6 @@ func rawConnOf(any) syscall.RawConn { return nil }
 
 // waitReadable is never called where rawConnOf returns nil.
 func (c *conn) waitReadable() error { return nil }
+
+// writeNonBlocking is never called where rawConnOf returns nil.
+func (c *conn) writeNonBlocking([]byte) (int, error) { return 0, nil }
