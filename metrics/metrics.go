@@ -85,7 +85,7 @@ func New() *Metrics {
 		MinerReply: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "miner_reply_seconds",
 			Help:    "Time from reading a miner's request to writing the reply.",
-			Buckets: prometheus.ExponentialBuckets(0.00001, 2, 18),
+			Buckets: prometheus.ExponentialBuckets(0.00001, 1.5, 30), // 10 us to 1.3 s
 		}),
 	}
 	m.Registry.MustRegister(

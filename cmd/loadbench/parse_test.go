@@ -107,3 +107,25 @@ func TestCPUModel(t *testing.T) {
 	f("processor\t: 0\nCPU part\t: 0xd0c\n", "0xd0c")
 	f("", "unknown")
 }
+
+func TestHistogramQuantile(t *testing.T) {
+	before := parsePromText(`h_bucket{le="0.001"} 10
+h_bucket{le="0.01"} 10
+h_bucket{le="0.1"} 10
+h_bucket{le="+Inf"} 10
+`)
+	after := parsePromText(`h_bucket{le="0.001"} 60
+h_bucket{le="0.01"} 108
+h_bucket{le="0.1"} 110
+h_bucket{le="+Inf"} 110
+`)
+	// 100 new observations: 50 under 1 ms, 48 more under 10 ms, 2 under 100 ms.
+	for _, tc := range []struct{ q, want float64 }{{0.5, 0.001}, {0.9, 0.01}, {0.99, 0.1}} {
+		if got, ok := histogramQuantile(before, after, "h", tc.q); !ok || got != tc.want {
+			t.Errorf("q %v: got %v, %v; want %v", tc.q, got, ok, tc.want)
+		}
+	}
+	if _, ok := histogramQuantile(after, after, "h", 0.5); ok {
+		t.Error("no new observations gave a quantile")
+	}
+}

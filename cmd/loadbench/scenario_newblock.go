@@ -31,6 +31,8 @@ var newBlockScenario = scenario{
 			{key: "clean_p90", metric: "clean job latency p90", unit: "ms", decimals: 2},
 			{key: "clean_p99", metric: "clean job latency p99", unit: "ms", decimals: 2, target: "≤ 50", met: func(v float64) bool { return v <= 50 }},
 			{key: "clean_max", metric: "clean job latency max", unit: "ms", decimals: 2},
+			{key: "proxy_fanout_p50", metric: "proxy's own fan-out per slot p50 (bucket bound)", unit: "ms", decimals: 2},
+			{key: "proxy_fanout_p99", metric: "proxy's own fan-out per slot p99 (bucket bound)", unit: "ms", decimals: 2},
 		},
 		serverRows,
 		[]rowSpec{{key: "disconnects", metric: "disconnects (minersim)", decimals: 0}},
@@ -92,6 +94,10 @@ func runNewBlock(c *column) error {
 		sa, _ = side.mark()
 	}
 	ma, merr := readGroupTicks(m.pid)
+	var rm0 promText
+	if r != nil {
+		rm0, _ = r.metrics(c.ctx)
+	}
 	blocks := newBlocks(c.plan.duration)
 	sent := 0
 	for i := range blocks {
@@ -112,6 +118,20 @@ func runNewBlock(c *column) error {
 	b, err := srv.mark()
 	if err != nil {
 		return err
+	}
+	if r != nil && rm0 != nil {
+		// hashrelay_job_fanout_seconds: from a job's arrival at a slot to its last
+		// miner's bytes handed to the flushers (before the writes themselves).
+		if rm1, err := r.metrics(c.ctx); err == nil {
+			for _, q := range []struct {
+				key string
+				q   float64
+			}{{"proxy_fanout_p50", 0.5}, {"proxy_fanout_p99", 0.99}} {
+				if v, ok := histogramQuantile(rm0, rm1, "hashrelay_job_fanout_seconds", q.q); ok {
+					c.set(q.key, v*1000)
+				}
+			}
+		}
 	}
 	if mb, err := readGroupTicks(m.pid); err == nil && merr == nil {
 		c.set("miners_cpu", cpuPercent(ma, mb))

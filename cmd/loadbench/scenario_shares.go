@@ -18,6 +18,15 @@ var replyRows = []rowSpec{
 	{key: "reply_max", metric: "reply latency max", unit: "ms", decimals: 3},
 }
 
+// proxyReplyRows are the proxy's own part of the reply latency, from its
+// hashrelay_miner_reply_seconds histogram over the window: read to reply written,
+// leaving out the load generator's scheduling on a shared machine. Bucket upper
+// bounds, so they read high by up to 2x.
+var proxyReplyRows = []rowSpec{
+	{key: "proxy_reply_p50", metric: "proxy's own reply time p50 (bucket bound)", unit: "ms", decimals: 3},
+	{key: "proxy_reply_p99", metric: "proxy's own reply time p99 (bucket bound)", unit: "ms", decimals: 3},
+}
+
 // serverRows are the server's CPU over the measured window and its memory.
 var serverRows = []rowSpec{
 	{key: "server_cpu", metric: "server CPU", unit: "% of a core", decimals: 1},
@@ -43,6 +52,7 @@ var steadyScenario = scenario{
 			{key: "checked_per_s", metric: "shares checked/s (server)", decimals: 0},
 		},
 		withTarget(replyRows, "reply_p99", "≤ 1", func(v float64) bool { return v <= 1 }),
+		proxyReplyRows,
 		serverRows,
 		[]rowSpec{
 			{key: "miner_bytes", metric: "miner bytes in+out", unit: "MB", decimals: 2},
@@ -71,6 +81,7 @@ var floodScenario = scenario{
 			{key: "accepted_per_s", metric: "shares accepted/s (minersim)", decimals: 0},
 		},
 		replyRows,
+		proxyReplyRows,
 		serverRows,
 		[]rowSpec{
 			{key: "rejected", metric: "shares rejected (minersim)", decimals: 0},
@@ -171,6 +182,10 @@ func runShares(c *column, shareRate float64) error {
 	if err != nil {
 		return err
 	}
+	var rm0 promText
+	if r != nil {
+		rm0, _ = r.metrics(c.ctx)
+	}
 	if err := c.until(to, m); err != nil {
 		return err
 	}
@@ -184,6 +199,11 @@ func runShares(c *column, shareRate float64) error {
 	n1, err := c.checked(r, p)
 	if err != nil {
 		return err
+	}
+	if r != nil && rm0 != nil {
+		if rm1, err := r.metrics(c.ctx); err == nil {
+			c.setProxyReply(rm0, rm1)
+		}
 	}
 	if side != nil {
 		if sb, err := side.mark(); err == nil {

@@ -280,6 +280,19 @@ func (c *column) checked(r *relay, p *pool) (float64, error) {
 	return float64(st.SubmitsTotal), err
 }
 
+// setProxyReply records the proxy's own reply time, p50 and p99 in ms, from its
+// histogram between two scrapes.
+func (c *column) setProxyReply(before, after promText) {
+	for _, q := range []struct {
+		key string
+		q   float64
+	}{{"proxy_reply_p50", 0.5}, {"proxy_reply_p99", 0.99}} {
+		if v, ok := histogramQuantile(before, after, "hashrelay_miner_reply_seconds", q.q); ok {
+			c.set(q.key, v*1000)
+		}
+	}
+}
+
 // setLatency records a minersim latency summary under prefix_p50 and so on.
 func (c *column) setLatency(prefix string, l latency) {
 	if l.N == 0 {
