@@ -85,35 +85,8 @@ func TestConnIdleMemory(t *testing.T) {
 	runtime.GC()
 	m0, rss0 := engMem()
 
-	child := exec.Command(os.Args[0], "-test.run=^TestConnIdleMemoryDialer$")
-	child.Env = append(os.Environ(), "ENG_DIAL="+nl.Addr().String()+","+strconv.Itoa(miners))
-	stdin, _ := child.StdinPipe()
-	stdout, _ := child.StdoutPipe()
-	child.Stderr = os.Stderr
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer child.Wait()
-	defer stdin.Close()
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "ready") {
-				ready <- sc.Text()
-			}
-		}
-		close(ready)
-	}()
-	select {
-	case s, ok := <-ready:
-		if !ok {
-			t.Fatal("dialer exited before it was ready")
-		}
-		t.Log("dialer:", s)
-	case <-time.After(20 * time.Second):
-		t.Fatal("dialer not ready after 20s")
-	}
+	stopDialer := startDialer(t, "TestConnIdleMemoryDialer", "ENG_DIAL="+nl.Addr().String()+","+strconv.Itoa(miners), 20*time.Second)
+	defer stopDialer()
 	mu.Lock()
 	all := append([]*conn(nil), conns...)
 	mu.Unlock()
@@ -155,6 +128,48 @@ func TestConnIdleMemory(t *testing.T) {
 	if heap+stack > 6<<10 {
 		t.Errorf("an idle connection costs %.0f B of heap and stack; the budget leaves the session 2 KiB of 8", heap+stack)
 	}
+}
+
+// startDialer runs this test binary's test named test as a child process with env
+// added, and waits (up to within) for it to print a line starting "ready": the
+// memory tests dial from a child so that only the server's side is counted. stop
+// closes the child's stdin, its signal to hang up, and waits for it.
+func startDialer(t *testing.T, test, env string, within time.Duration) (stop func()) {
+	t.Helper()
+	child := exec.Command(os.Args[0], "-test.run=^"+test+"$")
+	child.Env = append(os.Environ(), env)
+	stdin, _ := child.StdinPipe()
+	stdout, _ := child.StdoutPipe()
+	child.Stderr = os.Stderr
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stop = func() {
+		stdin.Close()
+		child.Wait()
+	}
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "ready") {
+				ready <- sc.Text()
+			}
+		}
+		close(ready)
+	}()
+	select {
+	case s, ok := <-ready:
+		if !ok {
+			stop()
+			t.Fatal("dialer exited before it was ready")
+		}
+		t.Log("dialer:", s)
+	case <-time.After(within):
+		stop()
+		t.Fatalf("dialer not ready after %v", within)
+	}
+	return stop
 }
 
 func engMem() (runtime.MemStats, uint64) {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -38,35 +37,8 @@ func TestSessionIdleMemory(t *testing.T) {
 	var m0 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 
-	child := exec.Command(os.Args[0], "-test.run=^TestSessionIdleMemoryDialer$")
-	child.Env = append(os.Environ(), "SESSION_DIAL="+srv.Addr().String()+","+strconv.Itoa(miners))
-	stdin, _ := child.StdinPipe()
-	stdout, _ := child.StdoutPipe()
-	child.Stderr = os.Stderr
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer child.Wait()
-	defer stdin.Close()
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "ready") {
-				ready <- sc.Text()
-			}
-		}
-		close(ready)
-	}()
-	select {
-	case s, ok := <-ready:
-		if !ok {
-			t.Fatal("dialer exited before it was ready")
-		}
-		t.Log("dialer:", s)
-	case <-time.After(60 * time.Second):
-		t.Fatal("dialer not ready after 60s")
-	}
+	stopDialer := startDialer(t, "TestSessionIdleMemoryDialer", "SESSION_DIAL="+srv.Addr().String()+","+strconv.Itoa(miners), 60*time.Second)
+	defer stopDialer()
 	if n := len(workersAPI(t, srv)); n < miners {
 		t.Fatalf("%d workers known; want %d", n, miners)
 	}
