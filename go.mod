@@ -4,6 +4,8 @@ go 1.26.0
 
 require github.com/valyala/fastjson v1.6.10
 
+require go.etcd.io/bbolt v1.5.0
+
 require (
 	github.com/HdrHistogram/hdrhistogram-go v1.4.0
 	github.com/kylelemons/godebug v1.1.0 // indirect
