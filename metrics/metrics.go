@@ -2,11 +2,14 @@
 // serves them. It is built on github.com/prometheus/client_golang, the reference
 // implementation: its text exposition is what promtool and Prometheus themselves
 // parse, and its histograms and registries need no code of ours. Labels stay
-// low-cardinality (reasons, verdicts, pools); per-worker detail is in the status API.
+// low-cardinality (reasons, verdicts, pools); per-worker detail is in the status API,
+// and in opt-in, capped per-worker series computed at scrape time (workers.go).
 package metrics
 
 import (
 	"net/http"
+	"regexp"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -43,12 +46,21 @@ type Metrics struct {
 	UpstreamDisconnects *prometheus.CounterVec // upstream connections closed, by reason
 	UpstreamSwitches    prometheus.Counter     // slots moved to another pool (failover or fail-back)
 	ExtranonceChanges   prometheus.Counter     // mining.set_extranonce from pools
+	UpstreamDifficulty  *prometheus.GaugeVec   // last mining.set_difficulty from each pool, by pool
 
 	// Latency.
 	JobFanout prometheus.Histogram // time to hand one job to every miner of a slot
 	// MinerReply is the time from reading a miner's request off its socket to writing
 	// the reply: the proxy's own share of the latency a miner sees.
 	MinerReply prometheus.Histogram
+	// UpstreamSubmit is a forwarded share's round trip to its pool, by pool: from
+	// writing mining.submit to reading the answer.
+	UpstreamSubmit *prometheus.HistogramVec
+
+	// workers exports the worker and fleet figures at scrape (SetWorkerSource).
+	workers *workerCollector
+	// collectors is everything registered, for Names.
+	collectors []prometheus.Collector
 }
 
 // New creates the metrics and registers them, with the Go runtime and process
@@ -76,6 +88,7 @@ func New() *Metrics {
 		UpstreamDisconnects: counterVec("upstream_disconnects_total", "Upstream connections closed, by reason.", "reason"),
 		UpstreamSwitches:    counter("upstream_switches_total", "Slots moved to another pool."),
 		ExtranonceChanges:   counter("extranonce_changes_total", "mining.set_extranonce received from pools."),
+		UpstreamDifficulty:  gaugeVec("upstream_difficulty", "Last difficulty set by each pool.", "pool"),
 
 		JobFanout: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "job_fanout_seconds",
@@ -87,17 +100,59 @@ func New() *Metrics {
 			Help:    "Time from reading a miner's request to writing the reply.",
 			Buckets: prometheus.ExponentialBuckets(0.00001, 1.5, 30), // 10 us to 1.3 s
 		}),
+		UpstreamSubmit: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "upstream_submit_seconds",
+			Help:    "Round trip of a forwarded share to its pool, by pool.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14), // 1 ms to 8 s
+		}, []string{"pool"}),
+		workers: newWorkerCollector(),
 	}
-	m.Registry.MustRegister(
+	m.collectors = []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.MinersConnected, m.Connections, m.ConnectionsClosed, m.MalformedLines,
 		m.Shares, m.SharesForwarded, m.UpstreamShares, m.UpstreamRejects, m.SharesLost,
 		m.SharesBuffered, m.BlockCandidates, m.FakeJobs, m.FakeShares, m.AcceptedWork,
 		m.UpstreamUp, m.UpstreamDisconnects, m.UpstreamSwitches, m.ExtranonceChanges,
-		m.JobFanout, m.MinerReply,
-	)
+		m.UpstreamDifficulty, m.JobFanout, m.MinerReply, m.UpstreamSubmit, m.workers,
+	}
+	m.Registry.MustRegister(m.collectors...)
 	return m
+}
+
+// descName picks the metric name out of a Desc's String, the only place
+// client_golang shows it.
+var descName = regexp.MustCompile(`^Desc\{fqName: "([a-zA-Z_:][a-zA-Z0-9_:]*)"`)
+
+// Names lists, sorted, every series name m can export, per-worker and not yet
+// observed ones included (a histogram as its _bucket, _sum and _count), so that
+// checks of the deploy/ alert rules and dashboard fail when a metric is renamed.
+func (m *Metrics) Names() []string {
+	var names []string
+	for _, c := range m.collectors {
+		ch := make(chan *prometheus.Desc)
+		go func() {
+			c.Describe(ch)
+			close(ch)
+		}()
+		_, hist := c.(prometheus.Histogram)
+		if _, ok := c.(*prometheus.HistogramVec); ok {
+			hist = true
+		}
+		for d := range ch {
+			match := descName.FindStringSubmatch(d.String())
+			if match == nil {
+				continue
+			}
+			if n := match[1]; hist {
+				names = append(names, n+"_bucket", n+"_sum", n+"_count")
+			} else {
+				names = append(names, n)
+			}
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
 // Handler serves the registry in the Prometheus text format.
