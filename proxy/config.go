@@ -36,6 +36,13 @@ const (
 	DefaultMaxBufferedShares    = 4096
 	DefaultVersionMask          = 0x1fffe000
 	DefaultJobsPerMiner         = 8
+	// Worker states and accounting (see WorkerStatus.State).
+	DefaultWorkerIdleAfter        = 5 * time.Minute
+	DefaultWorkerDegradedFraction = 0.5
+	DefaultWorkerRejectRate       = 0.05
+	DefaultWorkerRollingWindow    = 10 * time.Minute
+	DefaultStateInterval          = 30 * time.Second
+	DefaultMetricsMaxWorkers      = 1000
 )
 
 // Identity says under which name shares go upstream.
@@ -159,6 +166,32 @@ type Config struct {
 	HTTP string
 	// Version is reported to miners by client.get_version replies and in logs.
 	Version string
+
+	// WorkerIdleAfter makes a connected worker "idle" when it has had no accepted
+	// share for this long. Default DefaultWorkerIdleAfter.
+	WorkerIdleAfter time.Duration
+	// WorkerDegradedFraction makes a worker "degraded" when its 1-hour hashrate is
+	// below this fraction of its 24-hour one (after 2 hours of history). Default
+	// DefaultWorkerDegradedFraction.
+	WorkerDegradedFraction float64
+	// WorkerRejectRate makes a worker "rejected" when more than this fraction of
+	// its upstream answers of the last hour are rejects (of at least 20). Default
+	// DefaultWorkerRejectRate.
+	WorkerRejectRate float64
+	// WorkerRollingWindow makes a worker that negotiated version rolling
+	// "not_rolling" when none of its shares in this window had version bits set.
+	// Default DefaultWorkerRollingWindow.
+	WorkerRollingWindow time.Duration
+	// StateDir, when set, is where the worker counters are kept across restarts;
+	// "" keeps nothing.
+	StateDir string
+	// StateInterval is how often the counters are saved to StateDir (and at
+	// shutdown). Default DefaultStateInterval.
+	StateInterval time.Duration
+	// MetricsPerWorker exports per-worker series on /metrics, for at most
+	// MetricsMaxWorkers workers (default DefaultMetricsMaxWorkers).
+	MetricsPerWorker  bool
+	MetricsMaxWorkers int
 }
 
 func orDefault[T comparable](v, def T) T {
@@ -218,6 +251,29 @@ func (c *Config) shutdownTimeout() time.Duration {
 	return orDefault(c.ShutdownTimeout, DefaultShutdownTimeout)
 }
 func (c *Config) httpAddr() string { return orDefault(c.HTTP, DefaultHTTP) }
+func (c *Config) workerIdleAfter() time.Duration {
+	return orDefault(c.WorkerIdleAfter, DefaultWorkerIdleAfter)
+}
+func (c *Config) workerDegradedFraction() float64 {
+	return orDefault(c.WorkerDegradedFraction, DefaultWorkerDegradedFraction)
+}
+func (c *Config) workerRejectRate() float64 {
+	return orDefault(c.WorkerRejectRate, DefaultWorkerRejectRate)
+}
+func (c *Config) workerRollingWindow() time.Duration {
+	return orDefault(c.WorkerRollingWindow, DefaultWorkerRollingWindow)
+}
+func (c *Config) stateInterval() time.Duration {
+	return orDefault(c.StateInterval, DefaultStateInterval)
+}
+
+// statePolicy returns the bounds of the worker states.
+func (c *Config) statePolicy() statePolicy {
+	return statePolicy{
+		idleAfter: c.workerIdleAfter(), degradedFraction: c.workerDegradedFraction(),
+		rejectRate: c.workerRejectRate(), rollingWindow: c.workerRollingWindow(),
+	}
+}
 
 // Validate reports the first invalid setting, naming it.
 func (c *Config) Validate() error {
@@ -249,6 +305,8 @@ func (c *Config) Validate() error {
 		{"failback-after", c.FailbackAfter}, {"resume-window", c.ResumeWindow},
 		{"subscribe-wait", c.SubscribeWait}, {"shutdown-timeout", c.ShutdownTimeout},
 		{"reconnect-jitter", c.ReconnectJitter},
+		{"worker-idle-after", c.WorkerIdleAfter}, {"worker-rolling-window", c.WorkerRollingWindow},
+		{"state-interval", c.StateInterval},
 	} {
 		if d.v < 0 {
 			bad(d.name, "%v is negative", d.v)
@@ -268,6 +326,15 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxPendingBytes < 0 || c.MaxConnections < 0 || c.MaxConnectionsPerIP < 0 || c.MaxBufferedShares < 0 {
 		bad("limits", "connection and buffer limits must not be negative")
+	}
+	if f := c.WorkerDegradedFraction; f < 0 || f > 1 {
+		bad("worker-degraded-fraction", "%v is outside 0..1", f)
+	}
+	if f := c.WorkerRejectRate; f < 0 || f > 1 {
+		bad("worker-reject-rate", "%v is outside 0..1", f)
+	}
+	if c.MetricsMaxWorkers < 0 {
+		bad("metrics-max-workers", "%d is negative", c.MetricsMaxWorkers)
 	}
 	return errors.Join(errs...)
 }

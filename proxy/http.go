@@ -5,7 +5,8 @@ import (
 	"net/http"
 )
 
-// Handler serves /healthz, /readyz, /metrics and /api/v1/workers.
+// Handler serves /healthz, /readyz, /metrics, the JSON API under /api/v1 (api.go)
+// and the dashboard at / (dashboard.go).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -22,9 +23,8 @@ func (s *Server) Handler() http.Handler {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", s.metrics.Handler())
-	mux.HandleFunc("GET /api/v1/workers", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, map[string]any{"workers": s.accounts.list()})
-	})
+	s.apiRoutes(mux)
+	mux.Handle("GET /", s.dashboard())
 	return mux
 }
 
@@ -48,6 +48,11 @@ func (s *Server) notReady() string {
 
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSONBody(w, v)
+}
+
+func writeJSONBody(w http.ResponseWriter, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)

@@ -118,20 +118,26 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
+// workersAPI returns every worker from /api/v1/workers, page by page.
 func workersAPI(t testing.TB, s *Server) []WorkerStatus {
 	t.Helper()
-	resp, err := http.Get("http://" + s.HTTPAddr() + "/api/v1/workers")
-	if err != nil {
-		t.Fatal(err)
+	var all []WorkerStatus
+	for page := 1; ; page++ {
+		resp, err := http.Get(fmt.Sprintf("http://%s/api/v1/workers?per_page=1000&page=%d", s.HTTPAddr(), page))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body WorkerPage
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, body.Workers...)
+		if len(body.Workers) == 0 || len(all) >= body.Total {
+			return all
+		}
 	}
-	defer resp.Body.Close()
-	var body struct {
-		Workers []WorkerStatus `json:"workers"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		t.Fatal(err)
-	}
-	return body.Workers
 }
 
 func TestProxyForwardsValidShares(t *testing.T) {

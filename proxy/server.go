@@ -66,6 +66,13 @@ type Server struct {
 
 	// tlsOverride, for tests, replaces the upstream TLS configuration.
 	tlsOverride *tls.Config
+
+	startedAt time.Time // when Start ran, for uptime
+	// openStore opens the account store in StateDir (openAccountStore; tests put
+	// a fake in); store is the open one, nil without StateDir.
+	openStore func(dir string) (accountStore, string, error)
+	store     accountStore
+	persist   persistStatus
 }
 
 // New validates cfg and builds a Server; Start runs it.
@@ -87,16 +94,19 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	}
 	m := metrics.New()
 	s := &Server{
-		cfg:      cfg,
-		log:      log,
-		now:      time.Now,
-		metrics:  m,
-		stats:    newStats(m, pools),
-		health:   newPoolHealth(len(cfg.Upstreams), cfg.backoffMin(), cfg.backoffMax()),
-		accounts: newAccounts(time.Now),
-		seats:    make(map[*slot]int),
-		sessions: make(map[*session]struct{}),
+		cfg:       cfg,
+		log:       log,
+		now:       time.Now,
+		metrics:   m,
+		stats:     newStats(m, pools),
+		health:    newPoolHealth(len(cfg.Upstreams), cfg.backoffMin(), cfg.backoffMax()),
+		accounts:  newAccounts(time.Now),
+		seats:     make(map[*slot]int),
+		openStore: openAccountStore,
+		sessions:  make(map[*session]struct{}),
 	}
+	s.accounts.policy = cfg.statePolicy()
+	m.SetWorkerSource(s.workerSamples, cfg.MetricsPerWorker, cfg.MetricsMaxWorkers) // <= 0: metrics.DefaultMaxWorkers
 	if len(cfg.AllowWorkers) > 0 {
 		s.allow = make(map[string]bool, len(cfg.AllowWorkers))
 		for _, w := range cfg.AllowWorkers {
@@ -112,14 +122,20 @@ func (s *Server) Start(ctx context.Context) error {
 	if !s.started.CompareAndSwap(false, true) {
 		return errors.New("hashrelay: server already started")
 	}
+	s.startedAt = s.accounts.now()
+	if err := s.loadAccounts(); err != nil {
+		return err
+	}
 	nl, err := net.Listen("tcp", s.cfg.listen())
 	if err != nil {
+		s.closeStore()
 		return err
 	}
 	if addr := s.cfg.httpAddr(); addr != "off" {
 		hl, err := net.Listen("tcp", addr)
 		if err != nil {
 			nl.Close()
+			s.closeStore()
 			return err
 		}
 		s.httpLn = hl
@@ -137,6 +153,10 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.httpLn != nil {
 		s.httpSrv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 		s.goRun(func() { _ = s.httpSrv.Serve(s.httpLn) })
+	}
+	s.goRun(func() { s.sampleHistory(s.ctx) })
+	if s.store != nil {
+		s.goRun(func() { s.saveAccountsLoop(s.ctx) })
 	}
 	s.mu.Lock()
 	s.addSlotLocked()
@@ -361,6 +381,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.wg.Wait() // slots (their upstreams closed) and HTTP
 		s.closeUpstreams()
 		<-readers
+		s.saveAccounts() // every share settled: the last counts
+		s.closeStore()
 		s.hp.stop()
 		s.fl.stop()
 		close(done)

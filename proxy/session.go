@@ -34,9 +34,10 @@ var errAlreadySubscribed = &stratum.Error{Code: 20, Message: "Already subscribed
 // sendReconnect); what they share with the reader is under mu. The reader takes mu
 // for a share check, which reads the job window the slot's deliveries write.
 //
-// Lock order: a slot's bcast (held across a broadcast), then mu, then the conn's and
-// the flusher's locks, which are leaves. mu is never held while taking a slot's mu
-// or the server's, and never across a blocking call.
+// Lock order: a slot's bcast (held across a broadcast), then mu, then the worker
+// account's mu (a share batch folded, accounts.go) and the conn's and the flusher's
+// locks, which are leaves. mu is never held while taking a slot's mu or the
+// server's, and never across a blocking call.
 type session struct {
 	srv  *Server
 	c    *conn
@@ -90,6 +91,9 @@ type session struct {
 	// target): a ring of the last len(relays) deliveries, which covers the window.
 	relays    []*relayJob
 	relayNext int
+	// batch counts the shares not yet folded into the worker's account
+	// (accounts.go): handleSubmit holds mu for the check anyway.
+	batch shareBatch
 }
 
 // notificationBuffer fits the short notifications a session writes outside a
@@ -129,7 +133,7 @@ func (m *session) serve(ctx context.Context) {
 	}
 	m.srv.stats.closed(reason)
 	if m.acct != nil {
-		m.acct.disconnected()
+		m.acct.disconnected(m)
 	}
 	m.event(zerolog.DebugLevel).Str("reason", reason.String()).Msg("miner closed")
 }
@@ -412,9 +416,9 @@ func (m *session) handleAuthorize(msg *stratum.Message) bool {
 	}
 	if m.acct == nil || m.acct.name != name {
 		if m.acct != nil {
-			m.acct.disconnected()
+			m.acct.disconnected(m)
 		}
-		m.acct = m.srv.accounts.connect(name, m.addr, m.agent)
+		m.acct = m.srv.accounts.connect(name, m.addr, m.agent, m)
 	}
 	m.authorized = true
 	m.registerIdentity()
@@ -450,10 +454,16 @@ func (m *session) handleSubmit(msg *stratum.Message) {
 	var sub stratum.Submit
 	s := &sub
 	if err := msg.Submit(s); err != nil {
+		m.mu.Lock()
+		if m.batch.count(m.srv.accounts.now(), stratum.VerdictMalformed, 0, false, false) {
+			m.batch.flush(m.srv.accounts.now())
+		}
+		m.mu.Unlock()
 		m.rejected(msg, stratum.VerdictMalformed)
 		return
 	}
 	now := m.srv.now()
+	acctNow := m.srv.accounts.now() // the accounts' clock (a test's may be fake)
 	p := stratum.CheckParams{Extranonce1: m.prefix, Extranonce2Size: m.en2Size}
 	var rj *relayJob
 	var shareDiff float64
@@ -472,6 +482,9 @@ func (m *session) handleSubmit(msg *stratum.Message) {
 			m.diff = d
 		}
 	}
+	if m.batch.count(acctNow, r.Verdict, shareDiff, r.Block, s.HasVersionBits && s.VersionBits != 0) {
+		m.batch.flush(acctNow) // takes the worker's mu: after this session's, per the lock order
+	}
 	m.mu.Unlock()
 
 	if r.Verdict != stratum.VerdictAccepted {
@@ -479,7 +492,6 @@ func (m *session) handleSubmit(msg *stratum.Message) {
 		return
 	}
 	m.replyBool(msg, true)
-	m.acct.addAccepted(now, shareDiff, r.Block)
 	m.srv.stats.verdict(stratum.VerdictAccepted)
 	if r.Block {
 		m.srv.metrics.BlockCandidates.Inc()
@@ -508,12 +520,10 @@ func (m *session) relayLocked(j *stratum.Job) *relayJob {
 	return nil
 }
 
+// rejected answers a rejected share; the caller has counted it in the batch.
 func (m *session) rejected(msg *stratum.Message, v stratum.Verdict) {
 	m.replyError(msg, v.Err())
 	m.srv.stats.verdict(v)
-	if m.acct != nil {
-		m.acct.addRejected(v)
-	}
 }
 
 // deliverJob sends a relayed job (as the given notify line), preceded by a new

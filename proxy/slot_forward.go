@@ -103,7 +103,7 @@ func (s *slot) drainLost() {
 // already forwarded once (resent), as the unanswered submit it was.
 func (s *slot) drop(p *pendingShare, reason lostReason) {
 	if p.resent {
-		s.srv.stats.upstreamResult(p.acct, submitResult{Err: p.err}, p.diff)
+		s.srv.stats.upstreamResult(p.acct, submitResult{Err: p.err}, p.diff, -1)
 		return
 	}
 	s.srv.stats.lost(reason, p.acct)
@@ -140,7 +140,8 @@ func (s *slot) forward(p *pendingShare) {
 		s.drop(p, reason)
 		return
 	}
-	worker := s.submitNameLocked(u, p.acct, s.states[u].poolIdx)
+	pool := s.states[u].poolIdx
+	worker := s.submitNameLocked(u, p.acct, pool)
 	s.mu.Unlock()
 
 	var en2 [2*stratum.MaxExtranonce2Size + 2*8]byte
@@ -166,7 +167,7 @@ func (s *slot) forward(p *pendingShare) {
 			s.srv.log.Info().Str("hash", hash.String()).AnErr("error", r.Err).Msg("block candidate unanswered; held for the resumed session")
 			return
 		}
-		s.srv.stats.upstreamResult(acct, r, diff)
+		s.srv.stats.upstreamResult(acct, r, diff, pool)
 		if block {
 			s.srv.log.Info().Str("hash", hash.String()).Bool("accepted", r.Accepted).AnErr("error", r.Err).Msg("block candidate answered")
 		}

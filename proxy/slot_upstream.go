@@ -86,7 +86,9 @@ func (s *slot) attach(u *upstream, poolIdx int, failback bool) error {
 	s.srv.stats.upstreamUp(poolIdx)
 	if switched {
 		s.srv.stats.m.UpstreamSwitches.Inc()
+		s.srv.stats.switched(poolIdx)
 	}
+	s.srv.stats.poolDifficulty(poolIdx, u.difficulty())
 	s.srv.health.healthy(poolIdx)
 	s.reauthorize(u)
 	for _, m := range evict {
@@ -165,7 +167,11 @@ func (s *slot) upstreamJob(u *upstream, j *stratum.Job) {
 func (s *slot) upstreamDifficulty(u *upstream, d float64) {
 	s.mu.Lock()
 	s.state(u).difficulty = d
+	active, idx := u == s.up, s.poolIdx
 	s.mu.Unlock()
+	if active {
+		s.srv.stats.poolDifficulty(idx, d)
+	}
 }
 
 // upstreamExtranonce keeps a new extranonce for the pool's next job (which is then

@@ -41,6 +41,8 @@ func (r lostReason) String() string {
 type stats struct {
 	m     *metrics.Metrics
 	pools []string
+	// upstreams are the per-pool accounts for /api/v1/upstreams, by pool index.
+	upstreams []poolAccount
 	// inFlight counts shares forwarded and not yet answered (or failed): Shutdown
 	// waits for it to reach zero.
 	inFlight atomic.Int64
@@ -72,8 +74,10 @@ func newStats(m *metrics.Metrics, pools []string) *stats {
 	}
 	for _, p := range pools {
 		m.UpstreamUp.WithLabelValues(p)
+		m.UpstreamSubmit.WithLabelValues(p)
+		m.UpstreamDifficulty.WithLabelValues(p)
 	}
-	return &stats{m: m, pools: pools}
+	return &stats{m: m, pools: pools, upstreams: make([]poolAccount, len(pools))}
 }
 
 // unanswered is how many forwarded shares await their pool's answer.
@@ -104,21 +108,27 @@ func (s *stats) forwarded(w *worker) {
 	w.mu.Unlock()
 }
 
-// upstreamResult counts a pool's answer to a forwarded share, per worker and reason.
-func (s *stats) upstreamResult(w *worker, r submitResult, diff float64) {
+// upstreamResult counts a pool's answer to a forwarded share, per worker and reason,
+// and per pool (pool is its index, or -1 when unknown).
+func (s *stats) upstreamResult(w *worker, r submitResult, diff float64, pool int) {
 	defer s.inFlight.Add(-1) // after the counts, which Shutdown's callers read
+	var pa *poolAccount
+	if pool >= 0 && pool < len(s.upstreams) {
+		pa = &s.upstreams[pool]
+	}
+	now := w.now()
 	switch {
 	case r.Err != nil:
 		s.m.UpstreamShares.WithLabelValues("error").Inc()
-		w.mu.Lock()
-		w.upRejected["no answer: "+r.Err.Error()]++
-		w.mu.Unlock()
+		w.addUpstreamResult(now, false, false, "no answer: "+r.Err.Error())
 	case r.Accepted:
 		s.m.UpstreamShares.WithLabelValues("accepted").Inc()
 		s.m.AcceptedWork.Add(diff)
-		w.mu.Lock()
-		w.upAccepted++
-		w.mu.Unlock()
+		w.addUpstreamResult(now, true, true, "")
+		if pa != nil {
+			pa.answer(now, r.Latency, true, "")
+			s.m.UpstreamSubmit.WithLabelValues(s.pools[pool]).Observe(r.Latency.Seconds())
+		}
 	default:
 		reason := r.Reject.Reason
 		s.m.UpstreamShares.WithLabelValues("rejected").Inc()
@@ -126,9 +136,11 @@ func (s *stats) upstreamResult(w *worker, r submitResult, diff float64) {
 		if reason == "" {
 			reason = "rejected"
 		}
-		w.mu.Lock()
-		w.upRejected[reason]++
-		w.mu.Unlock()
+		w.addUpstreamResult(now, false, true, reason)
+		if pa != nil {
+			pa.answer(now, r.Latency, false, reason)
+			s.m.UpstreamSubmit.WithLabelValues(s.pools[pool]).Observe(r.Latency.Seconds())
+		}
 	}
 }
 

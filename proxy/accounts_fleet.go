@@ -1,0 +1,300 @@
+package proxy
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/hashrelay/hashrelay/stratum"
+)
+
+// fleetCounts are fleet-wide share counts.
+type fleetCounts struct {
+	Accepted         uint64  `json:"accepted"`
+	Rejected         uint64  `json:"rejected"`
+	AcceptedWork     float64 `json:"accepted_work"`
+	Forwarded        uint64  `json:"forwarded"`
+	UpstreamAccepted uint64  `json:"upstream_accepted"`
+	UpstreamRejected uint64  `json:"upstream_rejected"`
+	SharesLost       uint64  `json:"shares_lost"`
+	BlockCandidates  uint64  `json:"block_candidates"`
+}
+
+// addWorkerLocked adds w's counts. w.mu must be held.
+func (f *fleetCounts) addWorkerLocked(w *worker) {
+	f.Accepted += w.accepted
+	for _, n := range w.rejected {
+		f.Rejected += n
+	}
+	f.AcceptedWork += w.work
+	f.Forwarded += w.forwarded
+	f.UpstreamAccepted += w.upAccepted
+	for _, n := range w.upRejected {
+		f.UpstreamRejected += n
+	}
+	for _, n := range w.lost {
+		f.SharesLost += n
+	}
+	f.BlockCandidates += w.blocks
+}
+
+func (f *fleetCounts) add(g fleetCounts) {
+	f.Accepted += g.Accepted
+	f.Rejected += g.Rejected
+	f.AcceptedWork += g.AcceptedWork
+	f.Forwarded += g.Forwarded
+	f.UpstreamAccepted += g.UpstreamAccepted
+	f.UpstreamRejected += g.UpstreamRejected
+	f.SharesLost += g.SharesLost
+	f.BlockCandidates += g.BlockCandidates
+}
+
+// fleet is the fleet's totals and states at one instant.
+type fleet struct {
+	fleetCounts
+	rates  [numRates]float64
+	states map[string]int
+	total  int
+}
+
+// fleet sums every worker (their batches folded) and the forgotten ones.
+func (a *accounts) fleet() fleet {
+	ws := a.snapshot()
+	now := a.now()
+	f := fleet{states: make(map[string]int, len(workerStates))}
+	for _, st := range workerStates {
+		f.states[st] = 0
+	}
+	for _, w := range ws {
+		s := w.status(now, &a.policy)
+		f.states[s.State]++
+		f.total++
+		f.rates[rate1m] += s.Hashrate1m
+		f.rates[rate5m] += s.Hashrate5m
+		f.rates[rate1h] += s.Hashrate1h
+		f.rates[rate24h] += s.Hashrate24h
+		w.mu.Lock()
+		f.addWorkerLocked(w)
+		w.mu.Unlock()
+	}
+	a.mu.Lock()
+	f.add(a.gone)
+	a.mu.Unlock()
+	return f
+}
+
+// historyPoints is how many points the fleet hashrate history keeps: one a minute
+// for 24 hours.
+const historyPoints = 1440
+
+// historyRing is the fleet's 1-minute hashrate, one point per unix minute, in a
+// ring indexed by minute.
+type historyRing [historyPoints]historyPoint
+
+type historyPoint struct {
+	minute int64 // unix minute; 0: empty
+	rate   float64
+}
+
+// set records rate as the point of now's minute (replacing an earlier one).
+func (h *historyRing) set(now time.Time, rate float64) {
+	m := now.Unix() / 60
+	h[m%historyPoints] = historyPoint{minute: m, rate: rate}
+}
+
+// points returns the points of the last 24 hours up to now, oldest first, as
+// [unix seconds, hashes per second].
+func (h *historyRing) points(now time.Time) [][2]float64 {
+	cur := now.Unix() / 60
+	out := make([][2]float64, 0, historyPoints)
+	for m := cur - historyPoints + 1; m <= cur; m++ {
+		if p := h[((m%historyPoints)+historyPoints)%historyPoints]; p.minute == m && m > 0 {
+			out = append(out, [2]float64{float64(m * 60), p.rate})
+		}
+	}
+	return out
+}
+
+// sample records the fleet's 1-minute hashrate as the current minute's point and
+// returns the totals it computed.
+func (a *accounts) sample() fleet {
+	f := a.fleet()
+	now := a.now()
+	a.histMu.Lock()
+	a.history.set(now, f.rates[rate1m])
+	a.histMu.Unlock()
+	return f
+}
+
+// historyPoints returns the fleet hashrate history (see historyRing.points).
+func (a *accounts) historyPoints() [][2]float64 {
+	now := a.now()
+	a.histMu.Lock()
+	defer a.histMu.Unlock()
+	return a.history.points(now)
+}
+
+// Persistence. Each worker's durable counters are one JSON document keyed by its
+// name; the fleet blob holds the forgotten workers' totals and the history.
+
+// durableWorker is what a worker keeps across a restart.
+type durableWorker struct {
+	Accepted         uint64            `json:"accepted"`
+	Rejected         map[string]uint64 `json:"rejected,omitempty"` // by verdict name
+	AcceptedWork     float64           `json:"accepted_work"`
+	BlockCandidates  uint64            `json:"block_candidates"`
+	Forwarded        uint64            `json:"forwarded"`
+	UpstreamAccepted uint64            `json:"upstream_accepted"`
+	UpstreamRejected map[string]uint64 `json:"upstream_rejected,omitempty"`
+	SharesLost       map[string]uint64 `json:"shares_lost,omitempty"`
+	LastShare        time.Time         `json:"last_share"`
+	Difficulty       float64           `json:"difficulty"`
+	RemoteAddr       string            `json:"remote_addr,omitempty"`
+	UserAgent        string            `json:"user_agent,omitempty"`
+	// The hashrate averages: restored, they decay over the time the proxy was down.
+	Rates     [numRates]float64 `json:"rates"`
+	RatesAt   time.Time         `json:"rates_at"`
+	RateStart time.Time         `json:"rates_start"`
+}
+
+// durableFleet is the fleet blob. The history is kept compact (the store bounds a
+// blob at 64 KiB): the rates of the minutes up to EndMinute, oldest first, rounded
+// to whole hashes per second, -1 for a minute without a point.
+type durableFleet struct {
+	Gone      fleetCounts `json:"gone"`
+	EndMinute int64       `json:"history_end_minute"` // unix minute of the last rate
+	History   []float64   `json:"history"`
+}
+
+// marshal returns every worker's durable counters and the fleet blob, batches
+// folded first.
+func (a *accounts) marshal() (map[string][]byte, []byte, error) {
+	ws := a.snapshot()
+	out := make(map[string][]byte, len(ws))
+	for _, w := range ws {
+		w.mu.Lock()
+		d := durableWorker{
+			Accepted: w.accepted, AcceptedWork: w.work, BlockCandidates: w.blocks,
+			Forwarded: w.forwarded, UpstreamAccepted: w.upAccepted, LastShare: w.lastShare,
+			Difficulty: w.difficulty, RemoteAddr: w.addr, UserAgent: w.agent,
+			Rates: w.rates.rate, RatesAt: w.rates.at, RateStart: w.rates.start,
+			Rejected: map[string]uint64{}, UpstreamRejected: map[string]uint64{}, SharesLost: map[string]uint64{},
+		}
+		for v, n := range w.rejected {
+			if n > 0 {
+				d.Rejected[stratum.Verdict(v).String()] = n
+			}
+		}
+		for r, n := range w.upRejected {
+			d.UpstreamRejected[r] = n
+		}
+		for r, n := range w.lost {
+			d.SharesLost[r.String()] = n
+		}
+		w.mu.Unlock()
+		b, err := json.Marshal(&d)
+		if err != nil {
+			return nil, nil, err
+		}
+		out[w.name] = b
+	}
+	a.mu.Lock()
+	fl := durableFleet{Gone: a.gone}
+	a.mu.Unlock()
+	if pts := a.historyPoints(); len(pts) > 0 {
+		first := int64(pts[0][0]) / 60
+		fl.EndMinute = int64(pts[len(pts)-1][0]) / 60
+		fl.History = make([]float64, fl.EndMinute-first+1)
+		for i := range fl.History {
+			fl.History[i] = -1
+		}
+		for _, p := range pts {
+			fl.History[int64(p[0])/60-first] = math.Round(p[1])
+		}
+	}
+	b, err := json.Marshal(&fl)
+	return out, b, err
+}
+
+// restore adds the workers and fleet blob a store loaded, as offline workers, and
+// returns how many workers it restored. Call it before any miner connects; a worker
+// that exists already is left as it is. A document that does not parse is an error
+// naming the worker; the others are still restored.
+func (a *accounts) restore(workers map[string][]byte, fleetBlob []byte) (int, error) {
+	var firstErr error
+	n := 0
+	for name, b := range workers {
+		var d durableWorker
+		if err := json.Unmarshal(b, &d); err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("worker %q: %w", name, err)
+			}
+			continue
+		}
+		w := newWorker(name, a.now)
+		w.accepted, w.work, w.blocks = d.Accepted, d.AcceptedWork, d.BlockCandidates
+		w.forwarded, w.upAccepted, w.lastShare = d.Forwarded, d.UpstreamAccepted, d.LastShare
+		w.difficulty, w.addr, w.agent = d.Difficulty, d.RemoteAddr, d.UserAgent
+		w.lastSeen = d.LastShare
+		w.rates = hashrates{rate: d.Rates, at: d.RatesAt, start: d.RateStart}
+		for k, n := range d.Rejected {
+			if v, ok := verdictByName(k); ok {
+				w.rejected[v] += n
+			}
+		}
+		for k, n := range d.UpstreamRejected {
+			w.upRejected[k] = n
+		}
+		for k, n := range d.SharesLost {
+			if r, ok := lostByName(k); ok {
+				w.lost[r] += n
+			}
+		}
+		a.mu.Lock()
+		if a.workers[name] == nil && len(a.workers) < maxWorkers {
+			a.workers[name] = w
+			n++
+		}
+		a.mu.Unlock()
+	}
+	if len(fleetBlob) > 0 {
+		var fl durableFleet
+		if err := json.Unmarshal(fleetBlob, &fl); err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("fleet: %w", err)
+			}
+		} else {
+			a.mu.Lock()
+			a.gone.add(fl.Gone)
+			a.mu.Unlock()
+			a.histMu.Lock()
+			first := fl.EndMinute - int64(len(fl.History)) + 1
+			for i, r := range fl.History {
+				if r >= 0 && first+int64(i) > 0 {
+					a.history.set(time.Unix((first+int64(i))*60, 0), r)
+				}
+			}
+			a.histMu.Unlock()
+		}
+	}
+	return n, firstErr
+}
+
+func verdictByName(s string) (stratum.Verdict, bool) {
+	for v := stratum.Verdict(0); int(v) < stratum.VerdictCount; v++ {
+		if v.String() == s {
+			return v, true
+		}
+	}
+	return 0, false
+}
+
+func lostByName(s string) (lostReason, bool) {
+	for r := lostReason(0); r < lostReasonCount; r++ {
+		if r.String() == s {
+			return r, true
+		}
+	}
+	return 0, false
+}
