@@ -78,12 +78,13 @@ func runDemo(ctx context.Context, o *options, log zerolog.Logger, out io.Writer)
 	}
 
 	fmt.Fprintf(out, `HashRelay demo: %d simulated miners -> HashRelay -> simulated pool
-  stratum:  stratum+tcp://%s   (point more miners here)
-  metrics:  http://%s/metrics
-  workers:  http://%s/api/v1/workers
-  health:   http://%s/healthz
+  dashboard: http://%s/
+  stratum:   stratum+tcp://%s   (point more miners here)
+  metrics:   http://%s/metrics
+  api:       http://%s/api/v1/summary, /api/v1/workers, /api/v1/upstreams
+  health:    http://%s/healthz
 Ctrl-C to stop.
-`, demoMiners, srv.Addr(), srv.HTTPAddr(), srv.HTTPAddr(), srv.HTTPAddr())
+`, demoMiners, srv.HTTPAddr(), srv.Addr(), srv.HTTPAddr(), srv.HTTPAddr(), srv.HTTPAddr())
 
 	tick := time.NewTicker(demoReportEvery)
 	defer tick.Stop()
