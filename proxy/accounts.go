@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashrelay/hashrelay/metrics"
 	"github.com/hashrelay/hashrelay/stratum"
 )
 
@@ -61,14 +62,15 @@ const maxWorkers = 1 << 16
 // past it they count as "other".
 const maxRejectReasons = 32
 
-// Worker states, as the API reports them.
+// Worker states, as the API reports them: the metrics package's, so the API and
+// hashrelay_workers{state} agree.
 const (
-	StateOK         = "ok"
-	StateIdle       = "idle"
-	StateDegraded   = "degraded"
-	StateNotRolling = "not_rolling"
-	StateRejected   = "rejected"
-	StateOffline    = "offline"
+	StateOK         = metrics.StateOK
+	StateIdle       = metrics.StateIdle
+	StateDegraded   = metrics.StateDegraded
+	StateNotRolling = metrics.StateNotRolling
+	StateRejected   = metrics.StateRejected
+	StateOffline    = metrics.StateOffline
 )
 
 // workerStates lists the states in order of precedence, highest first.

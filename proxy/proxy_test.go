@@ -38,34 +38,7 @@ func newTestPool(t testing.TB, cfg stratumtest.PoolConfig) *stratumtest.Pool {
 // newTestProxy starts HashRelay on loopback in front of the given pools.
 func newTestProxy(t testing.TB, cfg Config, pools ...*stratumtest.Pool) *Server {
 	t.Helper()
-	for i, p := range pools {
-		u, err := ParsePoolURL(fmt.Sprintf("stratum+tcp://acct%d:x@%s", i, p.Addr()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Upstreams = append(cfg.Upstreams, u)
-	}
-	cfg.Listen = orDefault(cfg.Listen, "127.0.0.1:0")
-	cfg.HTTP = orDefault(cfg.HTTP, "127.0.0.1:0")
-	cfg.StartDifficulty = orDefault(cfg.StartDifficulty, 1e-6)
-	cfg.MinDifficulty = orDefault(cfg.MinDifficulty, 1e-7)
-	cfg.BackoffMin = orDefault(cfg.BackoffMin, 20*time.Millisecond)
-	cfg.BackoffMax = orDefault(cfg.BackoffMax, 200*time.Millisecond)
-	s, err := New(cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	return s
+	return newTestProxyPrep(t, cfg, nil, pools...)
 }
 
 // runMiners runs n simulated miners against addr until the returned stop is called,
