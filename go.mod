@@ -7,6 +7,13 @@ require github.com/valyala/fastjson v1.6.10
 require go.etcd.io/bbolt v1.5.0
 
 require (
+	go.yaml.in/yaml/v2 v2.4.4 // indirect
+	gopkg.in/yaml.v3 v3.0.1 // indirect
+	k8s.io/api v0.37.2 // indirect
+	sigs.k8s.io/yaml v1.6.0 // indirect
+)
+
+require (
 	github.com/HdrHistogram/hdrhistogram-go v1.4.0
 	github.com/kylelemons/godebug v1.1.0 // indirect
 )
