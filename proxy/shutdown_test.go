@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/hashrelay/hashrelay/stratum"
 	"github.com/hashrelay/hashrelay/stratum/stratumtest"
 )
@@ -289,7 +291,12 @@ func TestShutdownUnansweredShares(t *testing.T) {
 	waitFor(t, 10*time.Second, "20 shares accepted at the pool", func() bool { return pool.Stats().Accepted() >= 20 })
 	pool.Stall()
 	defer pool.Resume()
-	waitFor(t, 2*time.Second, "shares waiting for the stalled pool", func() bool { return srv.stats.unanswered() >= 3 })
+	// A share the pool read before Stall may still be answered; one forwarded
+	// after Stall returned cannot be, so wait for three of those.
+	atStall := testutil.ToFloat64(srv.metrics.SharesForwarded)
+	waitFor(t, 5*time.Second, "shares forwarded to the stalled pool", func() bool {
+		return testutil.ToFloat64(srv.metrics.SharesForwarded) >= atStall+3
+	})
 	start := time.Now()
 	if err := srv.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
