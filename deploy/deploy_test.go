@@ -35,14 +35,7 @@ const (
 // (fails it under HASHRELAY_CI=1, where it must be).
 func promtool(t *testing.T) string {
 	t.Helper()
-	path, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("HASHRELAY_CI") == "1" {
-			t.Fatalf("promtool not installed (HASHRELAY_CI=1): %v", err)
-		}
-		t.Skip("promtool not installed: apt-get install prometheus")
-	}
-	return path
+	return tool(t, "promtool", "prometheus")
 }
 
 // runPromtool runs promtool with args and stdin, failing the test on a non-zero

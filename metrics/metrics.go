@@ -28,6 +28,7 @@ type Metrics struct {
 	Connections       prometheus.Counter     // miner connections accepted
 	ConnectionsClosed *prometheus.CounterVec // miner connections closed, by reason
 	MalformedLines    prometheus.Counter     // miner lines that did not decode
+	AcceptErrors      prometheus.Counter     // failed accepts on the miner port (EMFILE and the like)
 
 	// Shares.
 	Shares          *prometheus.CounterVec // shares checked, by verdict
@@ -72,6 +73,7 @@ func New() *Metrics {
 		Connections:       counter("connections_total", "Miner connections accepted."),
 		ConnectionsClosed: counterVec("connections_closed_total", "Miner connections closed, by reason.", "reason"),
 		MalformedLines:    counter("malformed_lines_total", "Miner lines that did not decode as Stratum."),
+		AcceptErrors:      counter("accept_errors_total", "Failed accepts on the miner port (out of file descriptors and the like); the listener backs off and retries."),
 
 		Shares:          counterVec("shares_total", "Shares checked, by verdict.", "verdict"),
 		SharesForwarded: counter("shares_forwarded_total", "Shares sent upstream (those meeting the pool's target)."),
@@ -110,7 +112,7 @@ func New() *Metrics {
 	m.collectors = []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.MinersConnected, m.Connections, m.ConnectionsClosed, m.MalformedLines,
+		m.MinersConnected, m.Connections, m.ConnectionsClosed, m.MalformedLines, m.AcceptErrors,
 		m.Shares, m.SharesForwarded, m.UpstreamShares, m.UpstreamRejects, m.SharesLost,
 		m.SharesBuffered, m.BlockCandidates, m.FakeJobs, m.FakeShares, m.AcceptedWork,
 		m.UpstreamUp, m.UpstreamDisconnects, m.UpstreamSwitches, m.ExtranonceChanges,

@@ -40,6 +40,15 @@ const (
 	CloseUpstreamIncompatible
 	// CloseKicked: closed by an operator or by curtailment.
 	CloseKicked
+	// CloseProxyHeaderMissing: a peer in ProxyProtocolFrom sent no PROXY header
+	// first, or none within ProxyHeaderTimeout.
+	CloseProxyHeaderMissing
+	// CloseProxyHeaderInvalid: a peer in ProxyProtocolFrom sent a malformed,
+	// truncated or oversized PROXY header.
+	CloseProxyHeaderInvalid
+	// CloseProxyHeaderUntrusted: a peer outside ProxyProtocolFrom sent a PROXY
+	// header (an attempt to pass for another address).
+	CloseProxyHeaderUntrusted
 
 	// NumCloseReasons is the number of reasons, for arrays indexed by reason.
 	NumCloseReasons
@@ -62,6 +71,9 @@ var closeReasonNames = [NumCloseReasons]string{
 	CloseShutdown:             "shutdown",
 	CloseUpstreamIncompatible: "upstream_incompatible",
 	CloseKicked:               "kicked",
+	CloseProxyHeaderMissing:   "proxy_header_missing",
+	CloseProxyHeaderInvalid:   "proxy_header_invalid",
+	CloseProxyHeaderUntrusted: "proxy_header_untrusted",
 }
 
 // String returns the snake_case name, usable as a metric label.

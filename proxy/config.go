@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -19,6 +20,7 @@ const (
 	DefaultMaxPendingBytes      = 256 << 10
 	DefaultMaxConnections       = 19000
 	DefaultMaxConnectionsPerIP  = 0 // unlimited
+	DefaultProxyHeaderTimeout   = 5 * time.Second
 	DefaultJobRefresh           = 60 * time.Second
 	DefaultVardiffShareInterval = 10 * time.Second
 	DefaultVardiffRetarget      = 60 * time.Second
@@ -108,6 +110,14 @@ type Config struct {
 	MaxConnections int
 	// MaxConnectionsPerIP bounds miner connections per source address; 0 = no limit.
 	MaxConnectionsPerIP int
+	// ProxyProtocolFrom are the networks (load balancers) whose connections to Listen
+	// must start with a PROXY protocol header, v1 or v2; its source address is then
+	// the miner's (logs, API, accounting, MaxConnectionsPerIP). A header from any
+	// other address is refused. Empty (default): no PROXY protocol.
+	ProxyProtocolFrom []netip.Prefix
+	// ProxyHeaderTimeout is how long a connection from ProxyProtocolFrom has to send
+	// its header. Default DefaultProxyHeaderTimeout.
+	ProxyHeaderTimeout time.Duration
 	// AllowWorkers, when not empty, is the only worker names (or account prefixes
 	// before the first dot) allowed to authorize.
 	AllowWorkers []string
@@ -217,7 +227,10 @@ func (c *Config) readIdleTimeout() time.Duration {
 func (c *Config) writeTimeout() time.Duration { return orDefault(c.WriteTimeout, DefaultWriteTimeout) }
 func (c *Config) maxPendingBytes() int        { return orDefault(c.MaxPendingBytes, DefaultMaxPendingBytes) }
 func (c *Config) maxConnections() int         { return orDefault(c.MaxConnections, DefaultMaxConnections) }
-func (c *Config) jobRefresh() time.Duration   { return orDefault(c.JobRefresh, DefaultJobRefresh) }
+func (c *Config) proxyHeaderTimeout() time.Duration {
+	return orDefault(c.ProxyHeaderTimeout, DefaultProxyHeaderTimeout)
+}
+func (c *Config) jobRefresh() time.Duration { return orDefault(c.JobRefresh, DefaultJobRefresh) }
 func (c *Config) vardiffInterval() time.Duration {
 	return orDefault(c.VardiffShareInterval, DefaultVardiffShareInterval)
 }
@@ -306,7 +319,7 @@ func (c *Config) Validate() error {
 		{"subscribe-wait", c.SubscribeWait}, {"shutdown-timeout", c.ShutdownTimeout},
 		{"reconnect-jitter", c.ReconnectJitter},
 		{"worker-idle-after", c.WorkerIdleAfter}, {"worker-rolling-window", c.WorkerRollingWindow},
-		{"state-interval", c.StateInterval},
+		{"state-interval", c.StateInterval}, {"proxy-header-timeout", c.ProxyHeaderTimeout},
 	} {
 		if d.v < 0 {
 			bad(d.name, "%v is negative", d.v)
@@ -332,6 +345,11 @@ func (c *Config) Validate() error {
 	}
 	if f := c.WorkerRejectRate; f < 0 || f > 1 {
 		bad("worker-reject-rate", "%v is outside 0..1", f)
+	}
+	for _, p := range c.ProxyProtocolFrom {
+		if !p.IsValid() {
+			bad("proxy-protocol-from", "%v is not a network", p)
+		}
 	}
 	if c.MetricsMaxWorkers < 0 {
 		bad("metrics-max-workers", "%d is negative", c.MetricsMaxWorkers)

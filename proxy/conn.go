@@ -70,7 +70,15 @@ type conn struct {
 	fl  *flusher
 	ln  *listener    // nil when not accepted by a listener
 	hp  *handlerPool // runs handle on a pooled stack; nil: on the reader (see handlers.go)
-	ip  netip.Addr   // the per-address slot held on ln; zero without that limit
+	// ip is the miner's address, the per-address limit's key: the socket's peer, or
+	// the source in its PROXY header. Zero without that limit or PROXY protocol.
+	// Written before the session starts (by the reader once a header is read).
+	ip netip.Addr
+	// ipHeld: c holds a per-address slot for ip on ln. ln.mu.
+	ipHeld bool
+	// from is the miner's address from a PROXY header; zero: the socket's peer.
+	// Written by the reader before the session starts.
+	from netip.AddrPort
 
 	closed atomic.Bool
 	why    atomic.Uint32 // CloseReason, set once, just after closed
@@ -191,7 +199,7 @@ func (c *conn) readLine() ([]byte, error) {
 			if b, ok := c.lr.firstNonSpace(); ok {
 				c.sniffed = true
 				if b != '{' {
-					return nil, errNotJSON
+					return nil, c.notJSON()
 				}
 			}
 		}
@@ -208,6 +216,8 @@ func readCloseReason(err error) CloseReason {
 		return CloseLineTooLong
 	case errors.Is(err, errNotJSON):
 		return CloseNotJSON
+	case errors.Is(err, errProxyHeaderUntrusted):
+		return CloseProxyHeaderUntrusted
 	}
 	return CloseReadError
 }
@@ -440,8 +450,14 @@ func (c *conn) close(reason CloseReason) {
 // isClosed reports whether close has been called.
 func (c *conn) isClosed() bool { return c.closed.Load() }
 
-// remoteAddr is the peer's address, host:port (for logs and the status API).
-func (c *conn) remoteAddr() string { return c.nc.RemoteAddr().String() }
+// remoteAddr is the miner's address, host:port (for logs and the status API): the
+// source in its PROXY header, else the socket's peer.
+func (c *conn) remoteAddr() string {
+	if c.from.IsValid() {
+		return c.from.String()
+	}
+	return c.nc.RemoteAddr().String()
+}
 
 // reason is the recorded CloseReason: CloseNone while c is open (and for the instant
 // between another goroutine's close and its recording the reason).

@@ -13,6 +13,9 @@ import (
 const (
 	acceptBackoffMin = 10 * time.Millisecond
 	acceptBackoffMax = 1 * time.Second
+	// acceptErrorLogEvery spaces the log lines of a burst of accept errors; each
+	// is still counted.
+	acceptErrorLogEvery = 10 * time.Second
 )
 
 // listenerConfig bounds what a listener accepts. Zero means no limit.
@@ -20,6 +23,10 @@ type listenerConfig struct {
 	MaxConnections      int
 	MaxConnectionsPerIP int
 	Conn                connLimits
+	// ProxyFrom are the networks whose connections must start with a PROXY header
+	// (proxyproto.go), sent within ProxyHeaderTimeout. Empty: no PROXY protocol.
+	ProxyFrom          []netip.Prefix
+	ProxyHeaderTimeout time.Duration
 }
 
 // listenerConfigOf applies Config's defaults.
@@ -28,6 +35,8 @@ func listenerConfigOf(cfg *Config) listenerConfig {
 		MaxConnections:      cfg.maxConnections(),
 		MaxConnectionsPerIP: cfg.MaxConnectionsPerIP,
 		Conn:                connLimitsOf(cfg),
+		ProxyFrom:           cfg.ProxyProtocolFrom,
+		ProxyHeaderTimeout:  cfg.proxyHeaderTimeout(),
 	}
 }
 
@@ -38,10 +47,14 @@ func listenerConfigOf(cfg *Config) listenerConfig {
 // Shutdown: close stops accepting; the caller then closes its connections and calls
 // wait, which returns when every goroutine the listener started has returned.
 type listener struct {
-	// onRefuse, set before start, is told of each connection refused at accept.
+	// onRefuse, set before start, is told of each connection closed before it
+	// reached onConn: refused at accept, or closed over its PROXY header.
 	onRefuse func(CloseReason)
 	// onReply, set before start, becomes each connection's onReply.
 	onReply func(time.Duration)
+	// onAcceptError, set before start, is told of each failed accept (out of file
+	// descriptors, say) before the listener backs off and retries.
+	onAcceptError func(error)
 	nl      net.Listener
 	cfg     listenerConfig
 	fl      *flusher
@@ -53,6 +66,7 @@ type listener struct {
 	shutdown bool               // mu: no goroutine may start
 	active   int                // mu: connections accepted and not closed
 	perIP    map[netip.Addr]int // mu: active per source address; nil without that limit
+	headers  map[*conn]struct{} // mu: connections waiting for their PROXY header
 	wg       sync.WaitGroup
 
 	nextID   atomic.Uint64
@@ -63,7 +77,7 @@ type listener struct {
 
 // newListener wraps nl; serve (or start) accepts. Connections write through fl.
 func newListener(nl net.Listener, cfg listenerConfig, fl *flusher, onConn func(c *conn)) *listener {
-	l := &listener{nl: nl, cfg: cfg, fl: fl, onConn: onConn, done: make(chan struct{})}
+	l := &listener{nl: nl, cfg: cfg, fl: fl, onConn: onConn, done: make(chan struct{}), headers: make(map[*conn]struct{})}
 	if cfg.MaxConnectionsPerIP > 0 {
 		l.perIP = make(map[netip.Addr]int)
 	}
@@ -101,6 +115,9 @@ func (l *listener) serve() {
 				return
 			}
 			delay = min(max(2*delay, acceptBackoffMin), acceptBackoffMax)
+			if l.onAcceptError != nil {
+				l.onAcceptError(err)
+			}
 			t := time.NewTimer(delay)
 			select {
 			case <-t.C:
@@ -115,12 +132,16 @@ func (l *listener) serve() {
 	}
 }
 
-// admit applies the limits to a new connection and starts its reader.
+// admit applies the limits to a new connection and starts its reader. A connection
+// from a ProxyFrom network (a balancer) takes no per-address slot here: its reader
+// takes one under the miner's address once the PROXY header is read.
 func (l *listener) admit(nc net.Conn) {
 	var ip netip.Addr
-	if l.perIP != nil {
+	if l.perIP != nil || len(l.cfg.ProxyFrom) > 0 {
 		ip = remoteIP(nc)
 	}
+	viaProxy := l.trusted(ip)
+	holdIP := l.perIP != nil && !viaProxy
 	l.mu.Lock()
 	refuse := CloseNone
 	switch {
@@ -128,11 +149,11 @@ func (l *listener) admit(nc net.Conn) {
 		refuse = CloseShutdown
 	case l.cfg.MaxConnections > 0 && l.active >= l.cfg.MaxConnections:
 		refuse = CloseTooManyConnections
-	case l.perIP != nil && l.perIP[ip] >= l.cfg.MaxConnectionsPerIP:
+	case holdIP && l.perIP[ip] >= l.cfg.MaxConnectionsPerIP:
 		refuse = CloseTooManyFromAddress
 	default:
 		l.active++
-		if l.perIP != nil {
+		if holdIP {
 			l.perIP[ip]++
 		}
 	}
@@ -147,16 +168,27 @@ func (l *listener) admit(nc net.Conn) {
 	}
 	l.accepted.Add(1)
 	c := newConn(nc, l.nextID.Add(1), l.cfg.Conn, l.fl)
-	c.ln, c.ip, c.hp, c.onReply = l, ip, l.hp, l.onReply // before the reader starts; connClosed releases the slot taken above
-	if !l.goroutine(func() { l.serveConn(c) }) {
+	// Before the reader starts; connClosed releases the slots taken above.
+	c.ln, c.ip, c.ipHeld, c.hp, c.onReply = l, ip, holdIP, l.hp, l.onReply
+	if !l.goroutine(func() { l.serveConn(c, viaProxy) }) {
 		c.close(CloseShutdown)
 	}
 }
 
-// serveConn is a connection's reader goroutine: onConn runs the session, normally
+// serveConn is a connection's reader goroutine: it reads the PROXY header of a
+// connection from a balancer (viaProxy), then onConn runs the session, normally
 // until readLoop returns. If onConn returns with c still open, c is closed here with
 // CloseShutdown during a shutdown and CloseProtocol otherwise.
-func (l *listener) serveConn(c *conn) {
+func (l *listener) serveConn(c *conn, viaProxy bool) {
+	if viaProxy {
+		if reason := l.proxyHeader(c); reason != CloseNone {
+			c.close(reason) // no one else closes c before onConn
+			if l.onRefuse != nil {
+				l.onRefuse(reason)
+			}
+			return
+		}
+	}
 	l.onConn(c)
 	if l.closing() {
 		c.close(CloseShutdown)
@@ -170,7 +202,8 @@ func (l *listener) connClosed(c *conn, reason CloseReason) {
 	l.closedBy[reason].Add(1)
 	l.mu.Lock()
 	l.active--
-	if l.perIP != nil {
+	if c.ipHeld {
+		c.ipHeld = false
 		if n := l.perIP[c.ip] - 1; n > 0 {
 			l.perIP[c.ip] = n
 		} else {
@@ -199,6 +232,12 @@ func (l *listener) close() error {
 	}
 	l.shutdown = true
 	close(l.done)
+	// End the wait of the connections reading their PROXY header, which are not
+	// the caller's yet: a deadline of now wakes their readers, which close them
+	// (CloseShutdown). Each set its own deadline before joining headers.
+	for c := range l.headers {
+		c.nc.SetReadDeadline(time.Now())
+	}
 	l.mu.Unlock()
 	return l.nl.Close()
 }

@@ -283,6 +283,8 @@ func TestListenerAcceptErrorsBackOff(t *testing.T) {
 	fl.fails.Store(4) // 10 + 20 + 40 + 80 ms
 	f := engFlusher(t, 1)
 	ln := newListener(fl, listenerConfig{}, f, func(c *conn) { c.readLoop(engEcho(c)) })
+	var failed atomic.Int32
+	ln.onAcceptError = func(error) { failed.Add(1) }
 	start := time.Now()
 	ln.start()
 	defer func() { ln.close(); ln.wait() }()
@@ -296,5 +298,8 @@ func TestListenerAcceptErrorsBackOff(t *testing.T) {
 	}
 	if d := time.Since(start); d < 140*time.Millisecond {
 		t.Errorf("accepted after %v; want the back-off (about 150ms) first", d)
+	}
+	if n := failed.Load(); n != 4 {
+		t.Errorf("%d accept errors reported; want 4 (each counted in accept_errors_total)", n)
 	}
 }

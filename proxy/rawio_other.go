@@ -13,3 +13,6 @@ func (c *conn) waitReadable() error { return nil }
 
 // writeNonBlocking is never called where rawConnOf returns nil.
 func (c *conn) writeNonBlocking([]byte) (int, error) { return 0, nil }
+
+// readHeaderBytes reads a PROXY header without peeking: readHeaderBytesExact.
+func (c *conn) readHeaderBytes(buf []byte) (int, error) { return c.readHeaderBytesExact(buf) }

@@ -4,6 +4,7 @@ package proxy
 
 import (
 	"errors"
+	"io"
 	"os"
 	"syscall"
 )
@@ -87,4 +88,75 @@ func (c *conn) writeOnce(fd uintptr) bool {
 		c.wn, c.werr = n, err
 		return true
 	}
+}
+
+// readHeaderBytes reads a PROXY header into buf (maxProxyHeader bytes) and returns
+// its length. It peeks until the whole header is in the socket buffer
+// (proxyHeaderSize says how much is needed), then reads exactly the header's bytes:
+// the Stratum bytes that arrived with it stay in the kernel for the line reader. The
+// read deadline, set by the caller, bounds the wait. Reader only.
+func (c *conn) readHeaderBytes(buf []byte) (int, error) {
+	if c.raw == nil {
+		return c.readHeaderBytesExact(buf)
+	}
+	have := 0
+	for {
+		need, err := proxyHeaderSize(buf[:have])
+		if err != nil {
+			return 0, headerReadError(have, err)
+		}
+		if need <= have {
+			_, err := io.ReadFull(c.nc, buf[:need]) // the bytes just peeked at, again
+			return need, err
+		}
+		if have, err = c.peekMore(buf, have); err != nil {
+			return 0, headerReadError(have, err)
+		}
+	}
+}
+
+// peekMore waits until the socket holds more than have bytes (or ends, or the read
+// deadline passes) and peeks at up to len(buf) of them, returning how many buf holds.
+// The end of the stream is io.EOF, with have returned unchanged.
+//
+// While the socket holds only the have bytes already seen, the callback says "wait":
+// the runtime's poller is edge-triggered (epoll EPOLLET, kqueue EV_CLEAR), so the wait
+// ends at the next arrival, not at once. A peer that sends part of a header and then
+// FIN waits out the deadline (its FIN may not wake us while bytes are unread); its
+// verdict is the same, proxy_header_invalid.
+func (c *conn) peekMore(buf []byte, have int) (int, error) {
+	n, eof := have, false
+	var perr error
+	err := c.raw.Read(func(fd uintptr) bool {
+		for {
+			m, _, err := syscall.Recvfrom(int(fd), buf, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			switch err {
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				return false
+			case nil:
+				switch {
+				case m == 0:
+					eof = true
+				case m <= have:
+					return false // nothing new yet
+				default:
+					n = m
+				}
+				return true
+			}
+			perr = err
+			return true
+		}
+	})
+	switch {
+	case err != nil:
+		return have, err
+	case perr != nil:
+		return have, perr
+	case eof:
+		return have, io.EOF
+	}
+	return n, nil
 }

@@ -150,6 +150,16 @@ func (s *Server) Start(ctx context.Context) error {
 	s.ln.onRefuse = func(r CloseReason) {
 		s.metrics.ConnectionsClosed.WithLabelValues(r.String()).Inc()
 	}
+	// Accept errors come in bursts (every accept fails while the process is out of
+	// file descriptors): counted each, logged at most once per acceptErrorLogEvery.
+	var lastLogged atomic.Int64
+	s.ln.onAcceptError = func(err error) {
+		s.metrics.AcceptErrors.Inc()
+		now := time.Now().UnixNano()
+		if last := lastLogged.Load(); now-last >= int64(acceptErrorLogEvery) && lastLogged.CompareAndSwap(last, now) {
+			s.log.Warn().Err(err).Msg("accept failed; backing off (open-files limit?)")
+		}
+	}
 	if s.httpLn != nil {
 		s.httpSrv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 		s.goRun(func() { _ = s.httpSrv.Serve(s.httpLn) })

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"sort"
 	"strconv"
@@ -87,6 +88,44 @@ func (l stringList) Set(v string) error {
 	return nil
 }
 
+// prefixList is a repeatable, comma-separated list of networks: CIDRs, or bare
+// addresses for one host each.
+type prefixList struct{ v *[]netip.Prefix }
+
+func (l prefixList) String() string {
+	if l.v == nil {
+		return ""
+	}
+	s := make([]string, len(*l.v))
+	for i, p := range *l.v {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func (l prefixList) Set(v string) error {
+	for _, part := range strings.Split(v, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		if !strings.Contains(part, "/") {
+			a, err := netip.ParseAddr(part)
+			if err != nil {
+				return fmt.Errorf("%q is neither an address nor a CIDR network", part)
+			}
+			a = a.Unmap() // connections are matched by their unmapped address
+			*l.v = append(*l.v, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(part)
+		if err != nil {
+			return fmt.Errorf("%q is neither an address nor a CIDR network", part)
+		}
+		*l.v = append(*l.v, p.Masked())
+	}
+	return nil
+}
+
 // hex32 is a flag holding a uint32 written as 8 hex digits.
 type hex32 struct{ v *uint32 }
 
@@ -144,6 +183,8 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.MaxPendingBytes, "max-pending-bytes", proxy.DefaultMaxPendingBytes, "close a miner with more unsent bytes than this")
 	fs.IntVar(&c.MaxConnections, "max-connections", proxy.DefaultMaxConnections, "miner connections in total")
 	fs.IntVar(&c.MaxConnectionsPerIP, "max-connections-per-ip", proxy.DefaultMaxConnectionsPerIP, "miner connections per source address (0 = no limit)")
+	fs.Var(prefixList{&c.ProxyProtocolFrom}, "proxy-protocol-from", "networks (CIDR or address) whose connections must start with a PROXY header, v1 or v2, giving the miner's address (repeatable; none = PROXY protocol off)")
+	fs.DurationVar(&c.ProxyHeaderTimeout, "proxy-header-timeout", proxy.DefaultProxyHeaderTimeout, "how long a -proxy-protocol-from connection has to send its PROXY header")
 	fs.Var(stringList{&c.AllowWorkers}, "allow-worker", "allowed worker name or account (repeatable; none = all allowed)")
 	fs.DurationVar(&c.JobRefresh, "job-refresh", proxy.DefaultJobRefresh, "resend work when the pool is quiet this long (< 120s)")
 	fs.DurationVar(&c.VardiffShareInterval, "vardiff-interval", proxy.DefaultVardiffShareInterval, "time between shares vardiff aims at")

@@ -127,6 +127,28 @@ func TestSettingsErrors(t *testing.T) {
 	f(append(up, "-config", writeTOML(t, "log-level = \"loud\"\n")), nil, `log-level: "loud"`, "(from config ")
 	f(append(up, "-log-format", "xml"), nil, `log-format: "xml"`)
 	f(append(up, "extra"), nil, `unexpected argument "extra"`)
+	// PROXY protocol networks.
+	f(append(up, "-proxy-protocol-from", "10.0.0.0/33"), nil, "-proxy-protocol-from", `"10.0.0.0/33"`)
+	f(up, map[string]string{"HASHRELAY_PROXY_PROTOCOL_FROM": "10.0.0.5,haproxy"}, "HASHRELAY_PROXY_PROTOCOL_FROM", `"haproxy"`)
+	f(up, map[string]string{"HASHRELAY_PROXY_HEADER_TIMEOUT": "-1s"}, "proxy-header-timeout", "negative")
+}
+
+// TestSettingsProxyProtocolFrom: CIDRs and bare addresses (one host each), from a
+// repeated flag and comma-separated from the environment.
+func TestSettingsProxyProtocolFrom(t *testing.T) {
+	f := func(args []string, environ map[string]string, want string) {
+		t.Helper()
+		o, err := parseSettings(append([]string{"-upstream", "stratum+tcp://u:x@pool:3333"}, args...), env(environ), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := (prefixList{&o.cfg.ProxyProtocolFrom}).String(); got != want {
+			t.Errorf("args %q env %v: got %q; want %q", args, environ, got, want)
+		}
+	}
+	f(nil, nil, "")
+	f([]string{"-proxy-protocol-from", "10.0.0.5/32, 10.1.2.3/16", "-proxy-protocol-from", "fd00::1"}, nil, "10.0.0.5/32,10.1.0.0/16,fd00::1/128")
+	f(nil, map[string]string{"HASHRELAY_PROXY_PROTOCOL_FROM": "10.0.0.5,::ffff:192.168.1.1"}, "10.0.0.5/32,192.168.1.1/32")
 }
 
 // TestSettingsCommandOnly: HASHRELAY_VERSION, which a container image may set for
