@@ -55,12 +55,12 @@ type listener struct {
 	// onAcceptError, set before start, is told of each failed accept (out of file
 	// descriptors, say) before the listener backs off and retries.
 	onAcceptError func(error)
-	nl      net.Listener
-	cfg     listenerConfig
-	fl      *flusher
-	hp      *handlerPool // set before start; nil handles lines on the readers
-	onConn  func(c *conn)
-	done    chan struct{} // closed by close
+	nl            net.Listener
+	cfg           listenerConfig
+	fl            *flusher
+	hp            *handlerPool // set before start; nil handles lines on the readers
+	onConn        func(c *conn)
+	done          chan struct{} // closed by close
 
 	mu       sync.Mutex
 	shutdown bool               // mu: no goroutine may start
