@@ -168,8 +168,11 @@ func (b *testBalancer) serveClient(c net.Conn, at time.Time) {
 	chosen, up := -1, net.Conn(nil)
 	for _, i := range b.pick() {
 		be := b.backends[i]
+		// Counted from the pick, so clients arriving together spread out.
+		be.conns.Add(1)
 		conn, err := net.DialTimeout("tcp", be.addr, lbDialTimeout)
 		if err != nil {
+			be.conns.Add(-1)
 			be.ready.Store(false) // until the next poll says otherwise
 			continue
 		}
@@ -192,11 +195,11 @@ func (b *testBalancer) serveClient(c net.Conn, at time.Time) {
 		c.Close()
 		if up != nil {
 			up.Close()
+			b.backends[chosen].conns.Add(-1)
 		}
 		return
 	}
 	be := b.backends[chosen]
-	be.conns.Add(1)
 	var once sync.Once
 	closeBoth := func() {
 		once.Do(func() {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -99,6 +98,9 @@ func TestRollingRestartLosesNoShare(t *testing.T) {
 	cfg.MinersPerUpstream = 16
 	cfg.MinDifficulty = foDiff / 10
 	cfg.BackoffMin, cfg.BackoffMax = 20*time.Millisecond, 200*time.Millisecond
+	// The simulated pool sends no new job unless asked: foConfig's 5 s job timeout
+	// would take it for dead partway through a slow run.
+	cfg.JobTimeout = DefaultJobTimeout
 	cfg.ReconnectJitter = jitter
 	cfg.ShutdownTimeout = shutdownTimeout
 
@@ -136,9 +138,9 @@ func TestRollingRestartLosesNoShare(t *testing.T) {
 		defer in.srv.mu.Unlock()
 		return len(in.srv.sessions)
 	}
-	waitFor(t, 10*time.Second, "every miner connected, on both instances", func() bool {
+	waitFor(t, 10*time.Second, "every miner connected, at least a quarter on each instance", func() bool {
 		a, b := connected(insts[0]), connected(insts[1])
-		return a > 0 && b > 0 && a+b == miners
+		return a >= miners/4 && b >= miners/4 && a+b == miners
 	})
 	begin := time.Now()
 	waitFor(t, 15*time.Second, "300 shares accepted at the pool, for a second", func() bool {
@@ -151,6 +153,9 @@ func TestRollingRestartLosesNoShare(t *testing.T) {
 		onOld := connected(in)
 		servedBefore := e2eSum(old.accounts.list()).accepted
 
+		// /readyz turning 503 at once is TestShutdownLosesNoShare's to show (a
+		// stalled pool makes its drain long enough to look at); here the balancer
+		// acting on it is checked: no miner is sent to the draining instance.
 		t0 := time.Now()
 		done := make(chan error, 1)
 		go func() {
@@ -158,10 +163,6 @@ func TestRollingRestartLosesNoShare(t *testing.T) {
 			defer cancel()
 			done <- old.Shutdown(ctx) // what SIGTERM does
 		}()
-		waitFor(t, time.Second, in.name+" /readyz 503 once the drain begins", func() bool {
-			code, body := e2eGet(t, old, "/readyz")
-			return code == http.StatusServiceUnavailable && strings.Contains(body, "draining")
-		})
 		var took time.Duration
 		select {
 		case err := <-done:
@@ -175,6 +176,7 @@ func TestRollingRestartLosesNoShare(t *testing.T) {
 		if took > shutdownTimeout {
 			t.Errorf("%s: Shutdown took %v; want it within ShutdownTimeout %v", in.name, took, shutdownTimeout)
 		}
+
 		in.lost += foMetric(t, old, "shares_lost_total")
 		saved := len(old.accounts.list())
 		// Until told to leave, its miners were served: shares accepted and forwarded.
@@ -245,10 +247,14 @@ func TestRollingRestartLosesNoShare(t *testing.T) {
 	byWorker := map[string]counts{}
 	var upAccepted, upRejected, lost uint64
 	var lostMetric float64
+	rejectedBy := map[string]uint64{}
 	for _, in := range insts {
 		tot := foSum(t, in.srv)
 		upAccepted += tot.upAccepted
 		upRejected += tot.upRejected
+		for r, n := range tot.upRejectedBy {
+			rejectedBy[r] += n
+		}
 		lost += tot.lost
 		lostMetric += in.lost + foMetric(t, in.srv, "shares_lost_total")
 		for _, w := range workersAPI(t, in.srv) {
@@ -280,8 +286,8 @@ func TestRollingRestartLosesNoShare(t *testing.T) {
 	}
 	ps := pool.Stats()
 	if ps.Accepted() != upAccepted || ps.Rejected() != 0 || upRejected != 0 || lost != 0 || lostMetric != 0 {
-		t.Errorf("pool accepted %d, rejected %d; the proxies: upstream accepted %d, rejected %d, lost %d (shares_lost_total %v); want the pool's accepted = the proxies', none rejected or lost",
-			ps.Accepted(), ps.Rejected(), upAccepted, upRejected, lost, lostMetric)
+		t.Errorf("pool accepted %d, rejected %d; the proxies: upstream accepted %d, rejected %d %v, lost %d (shares_lost_total %v); want the pool's accepted = the proxies', none rejected or lost",
+			ps.Accepted(), ps.Rejected(), upAccepted, upRejected, rejectedBy, lost, lostMetric)
 	}
 	if minerAccepted > ps.Accepted() {
 		t.Errorf("miners were told %d shares accepted, the pool accepted %d", minerAccepted, ps.Accepted())
@@ -289,3 +295,4 @@ func TestRollingRestartLosesNoShare(t *testing.T) {
 	t.Logf("%v under load, 2 restarts: miners told %d accepted (%d unanswered at a reconnect), pool accepted %d; %d reconnects",
 		elapsed.Round(time.Millisecond), minerAccepted, unanswered, ps.Accepted(), reconnects)
 }
+

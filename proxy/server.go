@@ -286,14 +286,21 @@ func (s *Server) openSession(c *conn) *session {
 	m := newSession(s, c, id, c.remoteAddr())
 	s.mu.Lock()
 	s.sessions[m] = struct{}{}
-	late := s.minersClosed
+	late, draining := s.minersClosed, s.stopping
 	s.mu.Unlock()
 	s.metrics.Connections.Inc()
 	s.metrics.MinersConnected.Inc()
-	if late {
+	switch {
+	case late:
 		// Accepted just before the listener closed, registered after Shutdown
 		// closed the miners: serve reads nothing and counts the close.
 		c.close(CloseShutdown)
+	case draining:
+		// Registered while Shutdown tells the miners to reconnect, perhaps after
+		// it listed them: told at once (twice at worst), not left to be closed.
+		if host, port, ok := splitReconnect(s.cfg.ReconnectOnShutdown); ok {
+			m.sendReconnect(host, port, 0)
+		}
 	}
 	return m
 }

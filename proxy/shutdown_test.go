@@ -297,6 +297,12 @@ func TestShutdownUnansweredShares(t *testing.T) {
 	waitFor(t, 5*time.Second, "shares forwarded to the stalled pool", func() bool {
 		return testutil.ToFloat64(srv.metrics.SharesForwarded) >= atStall+3
 	})
+	// And every answer the pool gave before its stall has been read: on a loaded
+	// machine the proxy may still be behind, and Shutdown's deadline would count
+	// an answer waiting in the socket as never given.
+	waitFor(t, 5*time.Second, "the answers sent before the stall counted", func() bool {
+		return e2eSum(srv.accounts.list()).upAccepted == pool.Stats().Accepted()
+	})
 	start := time.Now()
 	if err := srv.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)

@@ -101,9 +101,11 @@ func (s *session) readLoop() {
 		}
 		s.mu.Lock()
 		reason := s.handle(line)
-		if reason == closeNone && !lineWaiting(lr) {
+		if reason == closeNone && (!lineWaiting(lr) || s.p.stallGate() != nil) {
 			// Flush only when no further request is already buffered, so
-			// pipelined replies leave in one packet.
+			// pipelined replies leave in one packet; but always when stalled,
+			// since the next line waits for Resume: what was handled before a
+			// stall is answered.
 			if !s.flushLocked() {
 				reason = CloseWriteError
 			}
