@@ -295,4 +295,3 @@ func TestRollingRestartLosesNoShare(t *testing.T) {
 	t.Logf("%v under load, 2 restarts: miners told %d accepted (%d unanswered at a reconnect), pool accepted %d; %d reconnects",
 		elapsed.Round(time.Millisecond), minerAccepted, unanswered, ps.Accepted(), reconnects)
 }
-
