@@ -212,6 +212,7 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/upstreams", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]any{"upstreams": s.upstreamStatus()})
 	})
+	s.curtailRoutes(mux)
 }
 
 // writeError answers with status and {"error": err}.

@@ -38,7 +38,7 @@ const (
 	// CloseUpstreamIncompatible: the upstream changed in a way the miner cannot
 	// follow in place; it must reconnect and resubscribe.
 	CloseUpstreamIncompatible
-	// CloseKicked: closed by an operator or by curtailment.
+	// CloseKicked: closed by an operator.
 	CloseKicked
 	// CloseProxyHeaderMissing: a peer in ProxyProtocolFrom sent no PROXY header
 	// first, or none within ProxyHeaderTimeout.
@@ -49,6 +49,9 @@ const (
 	// CloseProxyHeaderUntrusted: a peer outside ProxyProtocolFrom sent a PROXY
 	// header (an attempt to pass for another address).
 	CloseProxyHeaderUntrusted
+	// CloseCurtailed: the worker is curtailed (curtail.go): closed when curtailed,
+	// and refused at authorize until restored.
+	CloseCurtailed
 
 	// NumCloseReasons is the number of reasons, for arrays indexed by reason.
 	NumCloseReasons
@@ -74,6 +77,7 @@ var closeReasonNames = [NumCloseReasons]string{
 	CloseProxyHeaderMissing:   "proxy_header_missing",
 	CloseProxyHeaderInvalid:   "proxy_header_invalid",
 	CloseProxyHeaderUntrusted: "proxy_header_untrusted",
+	CloseCurtailed:            "curtailed",
 }
 
 // String returns the snake_case name, usable as a metric label.

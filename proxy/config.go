@@ -202,6 +202,12 @@ type Config struct {
 	// MetricsMaxWorkers workers (default DefaultMetricsMaxWorkers).
 	MetricsPerWorker  bool
 	MetricsMaxWorkers int
+	// Curtail configures flexible load: power models, exempt workers, schedule and
+	// price signals (curtail.go). The zero value allows API curtailment only.
+	Curtail CurtailConfig
+	// AdminToken, when set, is the bearer token mutating API calls (POST and
+	// DELETE /api/v1/curtailment) must carry; they answer 401 without it.
+	AdminToken string
 }
 
 func orDefault[T comparable](v, def T) T {

@@ -33,6 +33,7 @@ type Server struct {
 	health   *poolHealth
 	accounts *accounts
 	allow    map[string]bool
+	curtail  *curtailer // flexible load (curtail.go, curtail_server.go)
 
 	ln      *listener
 	fl      *flusher
@@ -106,6 +107,11 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		sessions:  make(map[*session]struct{}),
 	}
 	s.accounts.policy = cfg.statePolicy()
+	c, err := newCurtailer(cfg.Curtail, log, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.curtail = c
 	m.SetWorkerSource(s.workerSamples, cfg.MetricsPerWorker, cfg.MetricsMaxWorkers) // <= 0: metrics.DefaultMaxWorkers
 	if len(cfg.AllowWorkers) > 0 {
 		s.allow = make(map[string]bool, len(cfg.AllowWorkers))
@@ -165,6 +171,7 @@ func (s *Server) Start(ctx context.Context) error {
 		s.goRun(func() { _ = s.httpSrv.Serve(s.httpLn) })
 	}
 	s.goRun(func() { s.sampleHistory(s.ctx) })
+	s.goRun(func() { s.curtailLoop(s.ctx) })
 	if s.store != nil {
 		s.goRun(func() { s.saveAccountsLoop(s.ctx) })
 	}

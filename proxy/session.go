@@ -414,6 +414,14 @@ func (m *session) handleAuthorize(msg *stratum.Message) bool {
 		m.closeAfterReplies(CloseUnauthorized)
 		return false
 	}
+	if m.srv.curtail.isCurtailed(name) {
+		// Withheld work is how a worker is curtailed: firmware without a pool idles
+		// and retries, and is let back on the first authorize after its restore.
+		m.replyError(msg, stratum.ErrUnauthorized)
+		m.event(zerolog.DebugLevel).Str("worker", name).Msg("worker curtailed: authorize refused")
+		m.closeAfterReplies(CloseCurtailed)
+		return false
+	}
 	if m.acct == nil || m.acct.name != name {
 		if m.acct != nil {
 			m.acct.disconnected(m)
