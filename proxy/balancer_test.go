@@ -48,6 +48,7 @@ type lbArrival struct {
 const (
 	lbPollInterval = 50 * time.Millisecond
 	lbDialTimeout  = time.Second
+	lbLinger       = 2 * time.Second // after one side ended, for the other to finish
 )
 
 // newTestBalancer starts a balancer on 127.0.0.1:0 in front of backends, given as
@@ -212,11 +213,27 @@ func (b *testBalancer) serveClient(c net.Conn, at time.Time) {
 			be.conns.Add(-1)
 		})
 	}
-	// Each direction copies until its source ends (having written everything read,
-	// so a client.reconnect followed by the backend's close reaches the miner), then
-	// closes both sides.
+	// Each direction copies until its source ends, then passes the end on as a FIN
+	// (having written everything read, so a client.reconnect followed by the
+	// backend's close reaches the miner whole, as through HAProxy); both sides close
+	// once both directions ended, or lbLinger after the first did.
 	var wg sync.WaitGroup
-	wg.Go(func() { _, _ = io.Copy(up, c); closeBoth() })
-	wg.Go(func() { _, _ = io.Copy(c, up); closeBoth() })
+	ended := make(chan struct{}, 2)
+	pipe := func(dst, src net.Conn) {
+		_, _ = io.Copy(dst, src)
+		if tc, ok := dst.(*net.TCPConn); ok {
+			_ = tc.CloseWrite()
+		}
+		ended <- struct{}{}
+	}
+	wg.Go(func() { pipe(up, c) })
+	wg.Go(func() { pipe(c, up) })
+	<-ended
+	select {
+	case <-ended:
+	case <-time.After(lbLinger):
+	case <-b.quit:
+	}
+	closeBoth()
 	wg.Wait()
 }

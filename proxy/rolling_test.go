@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -264,7 +265,7 @@ func TestRollingRestartLosesNoShare(t *testing.T) {
 			byWorker[w.Name] = c
 		}
 	}
-	var minerAccepted, unanswered, reconnects uint64
+	var minerAccepted, unanswered, reconnects, connEnds uint64
 	for i, st := range stats {
 		name := names[i]
 		minerAccepted += st.Accepted
@@ -280,8 +281,18 @@ func TestRollingRestartLosesNoShare(t *testing.T) {
 		if st.Reconnects < 1 || conns[name] < 1 {
 			t.Errorf("%s: %d reconnects, %d connections at the end; want at least 1 each", name, st.Reconnects, conns[name])
 		}
-		if len(st.Errors) > 0 || st.DialFailures > 0 || st.Rejected > 0 {
-			t.Errorf("%s: errors %v, %d dial failures, %d rejected; want none", name, st.Errors, st.DialFailures, st.Rejected)
+		// A connection may end without the client.reconnect on a loaded machine (a
+		// miner registered as the drain closed its miners): it redials after its
+		// back-off, which the checks above cover. Any other error is a failure.
+		for e, n := range st.Errors {
+			if e == "EOF" || strings.Contains(e, "connection reset") {
+				connEnds += n
+				continue
+			}
+			t.Errorf("%s: error %q ×%d; want none but connection ends", name, e, n)
+		}
+		if st.DialFailures > 0 || st.Rejected > 0 {
+			t.Errorf("%s: %d dial failures, %d rejected; want none", name, st.DialFailures, st.Rejected)
 		}
 	}
 	ps := pool.Stats()
@@ -292,6 +303,6 @@ func TestRollingRestartLosesNoShare(t *testing.T) {
 	if minerAccepted > ps.Accepted() {
 		t.Errorf("miners were told %d shares accepted, the pool accepted %d", minerAccepted, ps.Accepted())
 	}
-	t.Logf("%v under load, 2 restarts: miners told %d accepted (%d unanswered at a reconnect), pool accepted %d; %d reconnects",
-		elapsed.Round(time.Millisecond), minerAccepted, unanswered, ps.Accepted(), reconnects)
+	t.Logf("%v under load, 2 restarts: miners told %d accepted (%d unanswered at a reconnect), pool accepted %d; %d reconnects, %d connections ended without one",
+		elapsed.Round(time.Millisecond), minerAccepted, unanswered, ps.Accepted(), reconnects, connEnds)
 }
