@@ -164,6 +164,88 @@ func (f identityFlag) Set(s string) error {
 	return nil
 }
 
+// kvList is a repeatable flag whose values are key=value strings, each parsed into one
+// T: -power-model, -curtail-schedule. Those strings separate their own keys with
+// commas, so one value holds several separated by ';' instead: that is how
+// HASHRELAY_POWER_MODEL and HASHRELAY_CURTAIL_SCHEDULE give more than one. Each
+// element of a TOML array is one value.
+type kvList[T any] struct {
+	v     *[]T
+	parse func(string) (T, error)
+	raw   []string // the strings parsed, for String
+}
+
+func (l *kvList[T]) String() string { return strings.Join(l.raw, ";") }
+
+// Set parses every ';'-separated item of s, appending them all or none. With more
+// than one item, the error quotes the one at fault.
+func (l *kvList[T]) Set(s string) error {
+	var raw []string
+	for item := range strings.SplitSeq(s, ";") {
+		if item = strings.TrimSpace(item); item != "" {
+			raw = append(raw, item)
+		}
+	}
+	parsed := make([]T, len(raw))
+	for i, item := range raw {
+		x, err := l.parse(item)
+		if err != nil {
+			if len(raw) > 1 {
+				return fmt.Errorf("%q: %v", item, err)
+			}
+			return err
+		}
+		parsed[i] = x
+	}
+	*l.v = append(*l.v, parsed...)
+	l.raw = append(l.raw, raw...)
+	return nil
+}
+
+// priceFlag is the -curtail-price flag: one price-feed string, "" for none.
+type priceFlag struct {
+	v   *proxy.PriceConfig
+	raw string
+}
+
+func (f *priceFlag) String() string { return f.raw }
+
+func (f *priceFlag) Set(s string) error {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		*f.v, f.raw = proxy.PriceConfig{}, ""
+		return nil
+	}
+	p, err := proxy.ParsePriceConfig(s)
+	if err != nil {
+		return err
+	}
+	*f.v, f.raw = p, s
+	return nil
+}
+
+// secretFlag holds a credential (-admin-token). String never returns it, so nothing
+// that prints flag values (usage, an error, a dump of the settings) can show it, and
+// Set never fails, so no parse error quotes it; it is checked by checkAdminToken,
+// whose errors do not quote it either.
+type secretFlag struct{ v *string }
+
+func (f secretFlag) String() string     { return "" }
+func (f secretFlag) Set(s string) error { *f.v = s; return nil }
+
+// Flexible-load bounds the command checks; the proxy would otherwise clamp these
+// values silently.
+const (
+	// maxCurtailStep bounds -curtail-step: a longer step would hold back the first
+	// step of every curtailment, even one asked for with no ramp, by over an hour.
+	maxCurtailStep = time.Hour
+	// maxDefaultJTH matches the proxy's bound on a configured J/TH.
+	maxDefaultJTH = 1000
+	// minAdminToken is the shortest -admin-token accepted: it guards switching off
+	// the fleet.
+	minAdminToken = 16
+)
+
 // newFlagSet declares every setting. Each is also read from HASHRELAY_<NAME> and from
 // the TOML file's key <name>, in that order of precedence after the command line.
 func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
@@ -216,6 +298,15 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.StateInterval, "state-interval", proxy.DefaultStateInterval, "how often the counters are saved to -state-dir")
 	fs.BoolVar(&c.MetricsPerWorker, "metrics-per-worker", false, "export per-worker series on /metrics")
 	fs.IntVar(&c.MetricsMaxWorkers, "metrics-max-workers", proxy.DefaultMetricsMaxWorkers, "most workers with per-worker series")
+	cc := &c.Curtail
+	fs.Var(&kvList[proxy.PowerModel]{v: &cc.Models, parse: proxy.ParsePowerModel}, "power-model", "a miner type's draw: name=s19,agent=bmminer/2.*,watts=3250,idle=15,priority=1 (repeatable; ';' separates several in one value)")
+	fs.Float64Var(&cc.DefaultJoulesPerTH, "power-default-jth", proxy.DefaultJoulesPerTH, "efficiency assumed for workers no -power-model matches, J/TH")
+	fs.Var(stringList{&cc.Exempt}, "curtail-exempt", "worker-name glob never curtailed; without '.' it matches the account (repeatable)")
+	fs.Var(&kvList[proxy.ScheduleWindow]{v: &cc.Schedule, parse: proxy.ParseScheduleWindow}, "curtail-schedule", "daily curtailment window: tz=Europe/Berlin,days=mon-fri,from=17:00,to=21:00,fraction=0.5,ramp=5m (repeatable; ';' separates several in one value)")
+	fs.Var(&priceFlag{v: &cc.Price}, "curtail-price", "price feed: url=URL,field=data.price,above=120,below=100,fraction=1[,ramp=5m,every=1m,hold=10m,stale=15m] (empty = none)")
+	fs.DurationVar(&cc.StepInterval, "curtail-step", proxy.MinCurtailStep, "least time between two curtailment steps")
+	fs.IntVar(&cc.MaxStepWorkers, "curtail-step-workers", proxy.DefaultMaxStepWorkers, "most workers curtailed or restored per step")
+	fs.Var(secretFlag{&c.AdminToken}, "admin-token", "bearer token the mutating API calls must carry (empty = none needed); prefer HASHRELAY_ADMIN_TOKEN or the config file to the command line")
 	fs.StringVar(&o.logFormat, "log-format", "json", "json or console")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&o.demo, "demo", false, "run with an in-process simulated pool and simulated miners")
@@ -241,8 +332,9 @@ func parseSettings(args []string, getenv func(string) string, out io.Writer) (*o
 }
 
 // loadSettings fills o from the command line, the environment and the TOML file,
-// in that order of precedence, and checks the command's own settings; the proxy's
-// Config is left to its Validate.
+// in that order of precedence, and checks the command's own settings and the
+// flexible-load ones (checkCurtail); the rest of the proxy's Config is left to its
+// Validate.
 func loadSettings(args []string, getenv func(string) string, out io.Writer) (*options, error) {
 	o := &options{source: map[string]string{}}
 	fs := newFlagSet(o, out)
@@ -269,7 +361,50 @@ func loadSettings(args []string, getenv func(string) string, out io.Writer) (*op
 	if _, err := zerolog.ParseLevel(o.logLevel); err != nil || o.logLevel == "" {
 		return nil, o.annotate(fmt.Errorf("log-level: %q: want debug, info, warn or error", o.logLevel))
 	}
+	if err := checkCurtail(&o.cfg); err != nil {
+		return nil, o.annotate(err)
+	}
 	return o, nil
+}
+
+// checkCurtail checks the flexible-load settings proxy.Config.Validate leaves alone:
+// values the proxy would clamp or default silently, and the admin token. The
+// key=value strings were checked as they were parsed. Errors never quote the token.
+func checkCurtail(c *proxy.Config) error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	cc := &c.Curtail
+	if j := cc.DefaultJoulesPerTH; !(j > 0 && j <= maxDefaultJTH) {
+		bad("power-default-jth: %v: want a number above 0 and at most %d (J/TH)", j, maxDefaultJTH)
+	}
+	if d := cc.StepInterval; d < proxy.MinCurtailStep || d > maxCurtailStep {
+		bad("curtail-step: %v is outside %v..%v", d, proxy.MinCurtailStep, maxCurtailStep)
+	}
+	if n := cc.MaxStepWorkers; n < 1 {
+		bad("curtail-step-workers: %d: want at least 1", n)
+	}
+	if err := checkAdminToken(c.AdminToken); err != nil {
+		bad("admin-token: %v", err)
+	}
+	return errors.Join(errs...)
+}
+
+// checkAdminToken accepts no token (mutating API calls then need none) or one of at
+// least minAdminToken visible ASCII characters, which a client can send in an
+// Authorization header as is. Its errors do not quote the token.
+func checkAdminToken(t string) error {
+	if t == "" {
+		return nil
+	}
+	for i := 0; i < len(t); i++ {
+		if t[i] <= ' ' || t[i] > '~' {
+			return fmt.Errorf("character %d is a space, a control character or not ASCII (a stray newline from a file?)", i+1)
+		}
+	}
+	if len(t) < minAdminToken {
+		return fmt.Errorf("%d characters; want at least %d (e.g. openssl rand -hex 32)", len(t), minAdminToken)
+	}
+	return nil
 }
 
 // annotate adds to each line of err ("setting: what is wrong") where that setting
@@ -295,6 +430,9 @@ func applyTOML(fs *flag.FlagSet, path string, source map[string]string) error {
 		if errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("config: %v", err)
 		}
+		if name := secretSyntaxError(fs, path, err); name != "" {
+			return fmt.Errorf("config %s: %s: syntax error in its line (not shown: the value is secret; quote it)", path, name)
+		}
 		return fmt.Errorf("config %s: %v", path, err)
 	}
 	keys := make([]string, 0, len(doc))
@@ -312,18 +450,49 @@ func applyTOML(fs *flag.FlagSet, path string, source map[string]string) error {
 		}
 		source[k] = "config " + path
 		var values []any
-		if list, ok := doc[k].([]any); ok {
-			values = list
-		} else {
-			values = []any{doc[k]}
+		switch x := doc[k].(type) {
+		case []any:
+			values = x
+		case map[string]any, []map[string]any:
+			return fmt.Errorf("config %s: %s: want a value or an array of values, not a table", path, k)
+		default:
+			values = []any{x}
 		}
+		_, secret := f.Value.(secretFlag)
 		for _, v := range values {
 			if err := flagenv.Set(fs, k, tomlString(v)); err != nil {
+				if secret {
+					v = "(hidden)"
+				}
 				return fmt.Errorf("config %s: %s = %v: %v", path, k, v, err)
 			}
 		}
 	}
 	return nil
+}
+
+// secretSyntaxError returns the name of the secret setting (secretFlag) whose line of
+// the file at path the TOML syntax error err is about, or "". The parser's message may
+// quote the value: an unquoted token starting with "true" or "false" is read as a
+// misspelt boolean and shown in full.
+func secretSyntaxError(fs *flag.FlagSet, path string, err error) string {
+	var pe toml.ParseError
+	if !errors.As(err, &pe) {
+		return ""
+	}
+	var line string
+	if b, rerr := os.ReadFile(path); rerr == nil {
+		if lines := strings.Split(string(b), "\n"); pe.Position.Line >= 1 && pe.Position.Line <= len(lines) {
+			line = lines[pe.Position.Line-1]
+		}
+	}
+	var name string
+	fs.VisitAll(func(f *flag.Flag) {
+		if _, ok := f.Value.(secretFlag); ok && (pe.LastKey == f.Name || strings.Contains(line, f.Name)) {
+			name = f.Name
+		}
+	})
+	return name
 }
 
 // tomlString renders a TOML value the way the flag would be written.

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -8,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashrelay/hashrelay/proxy"
 )
 
 // env returns a getenv over m.
@@ -181,4 +185,246 @@ func TestHealthzURL(t *testing.T) {
 	f("status.local:81", "http://status.local:81/healthz")
 	f("off", "error")
 	f("8080", "error")
+}
+
+// curtailSummary is what TestSettingsCurtail compares: the flexible-load settings
+// reduced to strings and numbers.
+type curtailSummary struct {
+	models   []string // name:agent:worker:watts:jth:idle:priority
+	defJTH   float64
+	exempt   []string
+	schedule []string // ScheduleWindow.String and the target
+	price    string   // url above below
+	step     time.Duration
+	workers  int
+	token    string
+}
+
+func summarizeCurtail(o *options) curtailSummary {
+	cc := &o.cfg.Curtail
+	s := curtailSummary{defJTH: cc.DefaultJoulesPerTH, exempt: cc.Exempt, step: cc.StepInterval,
+		workers: cc.MaxStepWorkers, token: o.cfg.AdminToken}
+	for _, m := range cc.Models {
+		s.models = append(s.models, fmt.Sprintf("%s:%s:%s:%v:%v:%v:%d", m.Name, m.Agent, m.Worker, m.Watts, m.JoulesPerTH, m.IdleWatts, m.Priority))
+	}
+	for _, w := range cc.Schedule {
+		s.schedule = append(s.schedule, fmt.Sprintf("%s f=%v kw=%v ramp=%v", w.String(), w.Target.Fraction, w.Target.KW, w.Target.Ramp))
+	}
+	if p := cc.Price; p.URL != "" {
+		s.price = fmt.Sprintf("%s %v %v", p.URL, p.CurtailAbove, p.RestoreBelow)
+	}
+	return s
+}
+
+// TestSettingsCurtail: the flexible-load flags from the command line (repeated), the
+// environment (several models and windows in one variable, separated by ';') and a
+// TOML file (arrays of strings), and their defaults.
+func TestSettingsCurtail(t *testing.T) {
+	const (
+		s19    = "name=s19,agent=bmminer/2.*,watts=3250,idle=15,priority=1"
+		s21    = "name=s21,worker=farm1.s21-*,jth=17.5"
+		berlin = "tz=Europe/Berlin,days=mon-fri,from=17:00,to=21:00,fraction=0.5,ramp=5m"
+		nyc    = "tz=America/New_York,from=22:00,to=06:00,kw=250"
+		price  = "url=http://127.0.0.1:9000/price,field=data.price,above=120,below=100,fraction=1,ramp=5m,every=1m,hold=10m,stale=15m"
+		token  = "0123456789abcdef0123456789abcdef"
+	)
+	full := curtailSummary{
+		models:   []string{"s19:bmminer/2.*::3250:0:15:1", "s21::farm1.s21-*:0:17.5:0:0"},
+		defJTH:   30,
+		exempt:   []string{"treasury", "farm1.lab-*"},
+		schedule: []string{"mon+tue+wed+thu+fri 17:00-21:00 Europe/Berlin f=0.5 kw=0 ramp=5m0s", "daily 22:00-06:00 America/New_York f=0 kw=250 ramp=1m0s"},
+		price:    "http://127.0.0.1:9000/price 120 100",
+		step:     5 * time.Second,
+		workers:  50,
+		token:    token,
+	}
+	file := writeTOML(t, `
+power-model = ["`+s19+`", "`+s21+`"]
+power-default-jth = 30
+curtail-exempt = ["treasury", "farm1.lab-*"]
+curtail-schedule = ["`+berlin+`", "`+nyc+`"]
+curtail-price = "`+price+`"
+curtail-step = "5s"
+curtail-step-workers = 50
+admin-token = "`+token+`"
+`)
+	for _, c := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want curtailSummary
+	}{
+		{"defaults", nil, nil, curtailSummary{defJTH: proxy.DefaultJoulesPerTH, step: proxy.MinCurtailStep, workers: proxy.DefaultMaxStepWorkers}},
+		{"command line", []string{
+			"-power-model", s19, "-power-model", s21, "-power-default-jth", "30",
+			"-curtail-exempt", "treasury", "-curtail-exempt", "farm1.lab-*",
+			"-curtail-schedule", berlin, "-curtail-schedule", nyc, "-curtail-price", price,
+			"-curtail-step", "5s", "-curtail-step-workers", "50", "-admin-token", token,
+		}, nil, full},
+		{"environment", nil, map[string]string{
+			"HASHRELAY_POWER_MODEL":          s19 + "; " + s21 + ";",
+			"HASHRELAY_POWER_DEFAULT_JTH":    "30",
+			"HASHRELAY_CURTAIL_EXEMPT":       "treasury, farm1.lab-*",
+			"HASHRELAY_CURTAIL_SCHEDULE":     berlin + ";" + nyc,
+			"HASHRELAY_CURTAIL_PRICE":        price,
+			"HASHRELAY_CURTAIL_STEP":         "5s",
+			"HASHRELAY_CURTAIL_STEP_WORKERS": "50",
+			"HASHRELAY_ADMIN_TOKEN":          token,
+		}, full},
+		{"file", []string{"-config", file}, nil, full},
+		{"one model on the command line over the file's two", []string{"-config", file, "-power-model", s21 + ";"},
+			map[string]string{"HASHRELAY_CURTAIL_PRICE": strings.Replace(price, "above=120", "above=130", 1)},
+			func() curtailSummary {
+				w := full
+				w.models = w.models[1:]
+				w.price = "http://127.0.0.1:9000/price 130 100"
+				return w
+			}()},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o, err := parseSettings(append([]string{"-upstream", "stratum+tcp://u:x@pool:3333"}, c.args...), env(c.env), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := summarizeCurtail(o); !reflect.DeepEqual(got, c.want) {
+				t.Errorf("got  %+v;\nwant %+v", got, c.want)
+			}
+		})
+	}
+}
+
+// TestSettingsCurtailErrors: a bad flexible-load value names the flag, where it came
+// from and what is wrong with it.
+func TestSettingsCurtailErrors(t *testing.T) {
+	up := []string{"-upstream", "stratum+tcp://u:x@pool:3333"}
+	f := func(args []string, environ map[string]string, want ...string) {
+		t.Helper()
+		_, err := parseSettings(append(up, args...), env(environ), io.Discard)
+		if err == nil {
+			t.Errorf("args %q env %v: no error; want one saying %q", args, environ, want)
+			return
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("args %q env %v: error %q; want it to say %q", args, environ, err, w)
+			}
+		}
+	}
+	// Power models: an unknown key from each source; the item at fault among several.
+	f([]string{"-power-model", "name=s19,watts=3250,colour=red"}, nil, "-power-model", `unknown key "colour"`)
+	f(nil, map[string]string{"HASHRELAY_POWER_MODEL": "name=s19,watts=3250;name=s21,jth=x"},
+		"HASHRELAY_POWER_MODEL", `"name=s21,jth=x"`, `key "jth"`, "not a number")
+	bad := writeTOML(t, `power-model = ["name=s19,watts=3250", "name=s21"]`+"\n")
+	f([]string{"-config", bad}, nil, "config "+bad, "power-model = name=s21", `exactly one of "watts" or "jth"`)
+	f([]string{"-config", writeTOML(t, "[[power-model]]\nname = \"s19\"\n")}, nil, "power-model: want a value or an array of values, not a table")
+	// The model syntax is comma-separated: a model split at its commas by mistake.
+	f(nil, map[string]string{"HASHRELAY_POWER_MODEL": "name=s19,watts=3250,name=s21,jth=17"}, "HASHRELAY_POWER_MODEL", `key "name" given twice`)
+	f([]string{"-power-default-jth", "0"}, nil, "power-default-jth: 0", "above 0")
+	f(nil, map[string]string{"HASHRELAY_POWER_DEFAULT_JTH": "NaN"}, "power-default-jth", "(from HASHRELAY_POWER_DEFAULT_JTH)")
+	f(nil, map[string]string{"HASHRELAY_POWER_DEFAULT_JTH": "cheap"}, "HASHRELAY_POWER_DEFAULT_JTH", "number")
+	// Schedule windows and the price feed.
+	f([]string{"-curtail-schedule", "from=17:00,to=21:00,fraction=0.5"}, nil, "-curtail-schedule", `"tz" is required`)
+	f(nil, map[string]string{"HASHRELAY_CURTAIL_SCHEDULE": "tz=UTC,from=17:00,to=21:00,kw=5;tz=Mars/Olympus,from=1:00,to=02:00,kw=5"},
+		"HASHRELAY_CURTAIL_SCHEDULE", "Mars/Olympus")
+	f([]string{"-config", writeTOML(t, `curtail-schedule = ["tz=UTC,days=mon-fry,from=17:00,to=21:00,kw=5"]`+"\n")}, nil, "curtail-schedule", "mon-fry")
+	f([]string{"-curtail-price", "url=http://p/,above=100,below=120,kw=5"}, nil, "-curtail-price", "hysteresis")
+	f(nil, map[string]string{"HASHRELAY_CURTAIL_PRICE": "url=ftp://p/,above=120,below=100,kw=5"}, "HASHRELAY_CURTAIL_PRICE", "not an http(s) URL")
+	// Steps.
+	f([]string{"-curtail-step", "500ms"}, nil, "curtail-step: 500ms is outside 1s..1h0m0s")
+	f(nil, map[string]string{"HASHRELAY_CURTAIL_STEP": "2h"}, "curtail-step: 2h0m0s", "(from HASHRELAY_CURTAIL_STEP)")
+	f([]string{"-config", writeTOML(t, "curtail-step-workers = 0\n")}, nil, "curtail-step-workers: 0: want at least 1", "(from config ")
+}
+
+// TestSettingsAdminTokenHidden: a bad -admin-token is refused, naming the flag and its
+// source, and no error, usage text or flag value shows the token itself.
+func TestSettingsAdminTokenHidden(t *testing.T) {
+	const secret = "s3cr3t-T0KEN"
+	up := []string{"-upstream", "stratum+tcp://u:x@pool:3333"}
+	f := func(args []string, environ map[string]string, want ...string) {
+		t.Helper()
+		var out strings.Builder
+		_, err := parseSettings(append(up, args...), env(environ), &out)
+		if err == nil {
+			t.Fatalf("args %q env %v: no error; want one saying %q", args, environ, want)
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("args %q env %v: error %q; want it to say %q", args, environ, err, w)
+			}
+		}
+		if strings.Contains(err.Error()+out.String(), secret) {
+			t.Errorf("args %q env %v: the token appears in %q %q", args, environ, err, out.String())
+		}
+	}
+	f([]string{"-admin-token", secret}, nil, "admin-token: 12 characters; want at least 16")
+	f(nil, map[string]string{"HASHRELAY_ADMIN_TOKEN": secret + "-long-enough\n"}, "admin-token: character 25", "(from HASHRELAY_ADMIN_TOKEN)")
+	f([]string{"-config", writeTOML(t, `admin-token = "`+secret+` with spaces"`+"\n")}, nil, "admin-token: character 13", "(from config ")
+	// A syntax error in the file: an unquoted token starting with "true" is read as a
+	// misspelt boolean, which the TOML parser would quote in full.
+	f([]string{"-config", writeTOML(t, "admin-token = true"+secret+"\n")}, nil, "admin-token: syntax error", "not shown")
+	f([]string{"-config", writeTOML(t, "listen = \"127.0.0.1:1\"\nadmin-token = \""+secret+"\n")}, nil, "admin-token: syntax error")
+	// Alongside another error, and in the usage text -h prints.
+	f([]string{"-admin-token", secret, "-curtail-step-workers", "0"}, nil, "admin-token", "curtail-step-workers")
+	f([]string{"-admin-token", secret + "-long-enough", "-h"}, nil, "help requested")
+
+	// A dump of the flags' values, should anyone write one.
+	o := &options{}
+	fs := newFlagSet(o, io.Discard)
+	if err := fs.Parse([]string{"-admin-token", secret + "-long-enough"}); err != nil {
+		t.Fatal(err)
+	}
+	fs.VisitAll(func(fl *flag.Flag) {
+		if strings.Contains(fl.Value.String(), secret) {
+			t.Errorf("flag -%s shows the token", fl.Name)
+		}
+	})
+	if o.cfg.AdminToken != secret+"-long-enough" {
+		t.Errorf("AdminToken %q; want the token given", o.cfg.AdminToken)
+	}
+}
+
+// TestREADMECurtailExample: the README's flexible-load example parses, and its TOML and
+// environment forms configure the same thing.
+func TestREADMECurtailExample(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n### Flexible load (curtailment)\n")
+	if !ok {
+		t.Fatal("README has no Flexible load (curtailment) section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	block := func(lang string) string {
+		t.Helper()
+		_, rest, ok := strings.Cut(section, "\n```"+lang+"\n")
+		if !ok {
+			t.Fatalf("no %s example", lang)
+		}
+		text, _, _ := strings.Cut(rest, "\n```\n")
+		return text
+	}
+	up := []string{"-upstream", "stratum+tcp://u:x@pool:3333"}
+	fromFile, err := parseSettings(append(up, "-config", writeTOML(t, block("toml"))), env(nil), io.Discard)
+	if err != nil {
+		t.Fatalf("TOML example: %v", err)
+	}
+	environ := map[string]string{}
+	for _, line := range strings.Split(block("sh"), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		if strings.HasPrefix(v, "'") {
+			environ[k] = strings.Trim(v, "'")
+		}
+	}
+	fromEnv, err := parseSettings(up, env(environ), io.Discard)
+	if err != nil {
+		t.Fatalf("environment example: %v", err)
+	}
+	file, environment := summarizeCurtail(fromFile), summarizeCurtail(fromEnv)
+	if len(file.models) != 2 || len(file.schedule) != 1 || file.price == "" || len(file.exempt) == 0 {
+		t.Errorf("TOML example gives %+v; want two models, an exempt list, a window and a price feed", file)
+	}
+	if !reflect.DeepEqual(file, environment) {
+		t.Errorf("TOML example gives %+v;\nenvironment gives %+v", file, environment)
+	}
 }
