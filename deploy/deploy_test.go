@@ -239,7 +239,7 @@ func TestDashboard(t *testing.T) {
 	for _, want := range []string{
 		"Fleet hashrate", "Miners connected", "Workers by state", "Shares by verdict", "Upstream answers",
 		"Upstream reject reasons", "Upstream up, by pool", "Shares lost", "Miner reply latency (p50, p99)",
-		"Job fan-out (p99)", "Connections closed by reason",
+		"Job fan-out (p99)", "Connections closed by reason", "Fleet power", "Curtailment",
 	} {
 		if !slices.Contains(titles, want) {
 			t.Errorf("no panel %q", want)
@@ -254,16 +254,23 @@ func TestPromtoolWorkerExposition(t *testing.T) {
 	m := metrics.New()
 	m.SetWorkerSource(func() []metrics.WorkerSample {
 		return []metrics.WorkerSample{
-			{Name: "farm.rig1", State: metrics.StateOK, Hashrate5m: 1e12, Accepted: 10, LastShare: time.Now(), Connections: 1, Difficulty: 1024},
-			{Name: `odd "name"\ with.dots`, State: metrics.StateIdle, Hashrate24h: 5e11},
+			{Name: "farm.rig1", State: metrics.StateOK, Hashrate5m: 1e12, Accepted: 10, LastShare: time.Now(), Connections: 1, Difficulty: 1024,
+				HasEnergy: true, PowerKW: 3.25, EnergyKWh: 12.5},
+			{Name: `odd "name"\ with.dots`, State: metrics.StateCurtailed, Hashrate24h: 5e11, HasEnergy: true, PowerKW: 0.3},
 			{Name: "矿机-7", State: metrics.StateOffline},
 		}
 	}, true, 2)
+	m.SetEnergySource(func() metrics.EnergySample {
+		return metrics.EnergySample{PowerKW: 3.55, EnergyKWhTotal: 20, CurtailmentActive: true, TargetKW: 2, ShedKW: 2.9,
+			CurtailedWorkers: 1, CurtailedSeconds: 60, CurtailedKWh: 0.05, HasPrice: true, Price: 95.5, PriceErrors: 1}
+	})
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
 	body := get(t, srv.URL)
-	if !bytes.Contains(body, []byte("hashrelay_worker_hashrate{")) {
-		t.Fatalf("no per-worker series in:\n%s", body)
+	for _, want := range []string{"hashrelay_worker_hashrate{", "hashrelay_worker_power_kw{", "hashrelay_curtailment_price "} {
+		if !bytes.Contains(body, []byte(want)) {
+			t.Fatalf("no %s series in:\n%s", want, body)
+		}
 	}
 	checkMetrics(t, body)
 }

@@ -60,6 +60,9 @@ type Metrics struct {
 
 	// workers exports the worker and fleet figures at scrape (SetWorkerSource).
 	workers *workerCollector
+	// energy exports the fleet energy and curtailment figures at scrape
+	// (SetEnergySource).
+	energy *energyCollector
 	// collectors is everything registered, for Names.
 	collectors []prometheus.Collector
 }
@@ -108,6 +111,7 @@ func New() *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14), // 1 ms to 8 s
 		}, []string{"pool"}),
 		workers: newWorkerCollector(),
+		energy:  newEnergyCollector(),
 	}
 	m.collectors = []prometheus.Collector{
 		collectors.NewGoCollector(),
@@ -116,7 +120,7 @@ func New() *Metrics {
 		m.Shares, m.SharesForwarded, m.UpstreamShares, m.UpstreamRejects, m.SharesLost,
 		m.SharesBuffered, m.BlockCandidates, m.FakeJobs, m.FakeShares, m.AcceptedWork,
 		m.UpstreamUp, m.UpstreamDisconnects, m.UpstreamSwitches, m.ExtranonceChanges,
-		m.UpstreamDifficulty, m.JobFanout, m.MinerReply, m.UpstreamSubmit, m.workers,
+		m.UpstreamDifficulty, m.JobFanout, m.MinerReply, m.UpstreamSubmit, m.workers, m.energy,
 	}
 	m.Registry.MustRegister(m.collectors...)
 	return m

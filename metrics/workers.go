@@ -34,10 +34,13 @@ const (
 	StateNotRolling = "not_rolling"
 	StateRejected   = "rejected"
 	StateOffline    = "offline"
+	// StateCurtailed is a worker the proxy keeps off on purpose (flexible load): it
+	// has no connection, like an offline worker, but is not a fault.
+	StateCurtailed = "curtailed"
 )
 
 // WorkerStates lists the worker states in order of precedence, lowest first.
-var WorkerStates = [...]string{StateOK, StateDegraded, StateNotRolling, StateRejected, StateIdle, StateOffline}
+var WorkerStates = [...]string{StateOK, StateDegraded, StateNotRolling, StateRejected, StateIdle, StateOffline, StateCurtailed}
 
 // DefaultMaxWorkers is the per-worker series cap used when none is given.
 const DefaultMaxWorkers = 1000
@@ -64,6 +67,12 @@ type WorkerSample struct {
 	LastShare   time.Time // last accepted share; zero if none
 	Connections int       // connections open now
 	Difficulty  float64   // difficulty last sent to the worker
+
+	// HasEnergy says the worker has an energy account (PowerKW, EnergyKWh); only
+	// then are its power series exported.
+	HasEnergy bool
+	PowerKW   float64 // estimated draw now
+	EnergyKWh float64 // estimated energy drawn since the proxy started
 }
 
 func (w *WorkerSample) hashrates() [len(hashrateWindows)]float64 {
@@ -105,6 +114,8 @@ type workerCollector struct {
 	lastShare   *prometheus.Desc // {worker}
 	connections *prometheus.Desc // {worker}
 	difficulty  *prometheus.Desc // {worker}
+	power       *prometheus.Desc // {worker}
+	energy      *prometheus.Desc // {worker}
 }
 
 func newWorkerCollector() *workerCollector {
@@ -113,7 +124,7 @@ func newWorkerCollector() *workerCollector {
 	}
 	return &workerCollector{
 		max:           DefaultMaxWorkers,
-		workers:       d("workers", "Workers known, by state (ok, idle, degraded, not_rolling, rejected, offline).", "state"),
+		workers:       d("workers", "Workers known, by state (ok, idle, degraded, not_rolling, rejected, offline, curtailed).", "state"),
 		fleetHashrate: d("fleet_hashrate", "Hashrate of all workers in hashes per second, by averaging window.", "window"),
 		dropped:       d("worker_series_dropped", "Workers left out of the per-worker series by -metrics-max-workers."),
 
@@ -125,6 +136,8 @@ func newWorkerCollector() *workerCollector {
 		lastShare:   d("worker_last_share_timestamp_seconds", "Unix time of the worker's last accepted share.", "worker"),
 		connections: d("worker_connections", "Worker connections open now.", "worker"),
 		difficulty:  d("worker_difficulty", "Difficulty last sent to the worker.", "worker"),
+		power:       d("worker_power_kw", "Worker estimated power draw in kW.", "worker"),
+		energy:      d("worker_energy_kwh_total", "Worker estimated energy drawn in kWh.", "worker"),
 	}
 }
 
@@ -134,6 +147,7 @@ func (c *workerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.workers, c.fleetHashrate, c.dropped,
 		c.hashrate, c.shares, c.upstream, c.work, c.state, c.lastShare, c.connections, c.difficulty,
+		c.power, c.energy,
 	} {
 		ch <- d
 	}
@@ -202,6 +216,10 @@ func (c *workerCollector) collectWorker(ch chan<- prometheus.Metric, w *WorkerSa
 	}
 	gauge(c.connections, float64(w.Connections), w.Name)
 	gauge(c.difficulty, w.Difficulty, w.Name)
+	if w.HasEnergy {
+		gauge(c.power, w.PowerKW, w.Name)
+		count(c.energy, w.EnergyKWh, w.Name)
+	}
 }
 
 // topWorkers returns the at most max workers with the highest 5-minute hashrate

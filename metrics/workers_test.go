@@ -51,8 +51,9 @@ func label(metric *dto.Metric, name string) string {
 
 func TestWorkerStatesAlwaysPresent(t *testing.T) {
 	const noWorkers = `
-# HELP hashrelay_workers Workers known, by state (ok, idle, degraded, not_rolling, rejected, offline).
+# HELP hashrelay_workers Workers known, by state (ok, idle, degraded, not_rolling, rejected, offline, curtailed).
 # TYPE hashrelay_workers gauge
+hashrelay_workers{state="curtailed"} 0
 hashrelay_workers{state="degraded"} 0
 hashrelay_workers{state="idle"} 0
 hashrelay_workers{state="not_rolling"} 0
@@ -81,11 +82,13 @@ hashrelay_fleet_hashrate{window="5m"} 0
 		{Name: "a.2", State: StateOK, Hashrate1m: 10, Hashrate5m: 20, Hashrate1h: 30, Hashrate24h: 40},
 		{Name: "a.3", State: StateIdle, Hashrate24h: 100},
 		{Name: "a.4", State: StateOffline},
+		{Name: "a.6", State: StateCurtailed},
 		{Name: "a.5", State: "confused"}, // not a state: counted nowhere
 	}, false, 0)
 	const some = `
-# HELP hashrelay_workers Workers known, by state (ok, idle, degraded, not_rolling, rejected, offline).
+# HELP hashrelay_workers Workers known, by state (ok, idle, degraded, not_rolling, rejected, offline, curtailed).
 # TYPE hashrelay_workers gauge
+hashrelay_workers{state="curtailed"} 1
 hashrelay_workers{state="degraded"} 0
 hashrelay_workers{state="idle"} 1
 hashrelay_workers{state="not_rolling"} 0

@@ -71,10 +71,11 @@ const (
 	StateNotRolling = metrics.StateNotRolling
 	StateRejected   = metrics.StateRejected
 	StateOffline    = metrics.StateOffline
+	StateCurtailed  = metrics.StateCurtailed
 )
 
 // workerStates lists the states in order of precedence, highest first.
-var workerStates = [...]string{StateOffline, StateIdle, StateRejected, StateNotRolling, StateDegraded, StateOK}
+var workerStates = [...]string{StateCurtailed, StateOffline, StateIdle, StateRejected, StateNotRolling, StateDegraded, StateOK}
 
 // minRejectAnswers is how many upstream answers in the last hour a worker needs
 // before its reject rate can make it "rejected".
@@ -90,6 +91,10 @@ type statePolicy struct {
 	degradedFraction float64
 	rejectRate       float64
 	rollingWindow    time.Duration
+	// curtailed reports a worker kept off on purpose (flexible load); nil: none
+	// is. Set before the server starts; it must not block, as it is called with
+	// the worker's lock held.
+	curtailed func(worker string) bool
 }
 
 // hashrates are the four averages: rate[i] has time constant rateWindows[i],
@@ -474,7 +479,8 @@ func (w *worker) addUpstreamResult(now time.Time, accepted, answered bool, reaso
 type WorkerStatus struct {
 	Name    string `json:"name"`
 	Account string `json:"account"` // the name before its first dot
-	// State is ok, idle, degraded, not_rolling, rejected or offline (see the README).
+	// State is ok, idle, degraded, not_rolling, rejected, offline or curtailed (see
+	// the README).
 	State       string    `json:"state"`
 	Connections int       `json:"connections"` // open now
 	Since       time.Time `json:"since"`       // start of the current run of connections
@@ -518,6 +524,10 @@ type WorkerStatus struct {
 	UpstreamRejectRate1h float64 `json:"upstream_reject_rate_1h"`
 	// SharesLost counts upstream-worthy shares that never reached a pool, by reason.
 	SharesLost map[string]uint64 `json:"shares_lost"`
+	// Energy is the worker's estimated power and energy, set by the API from the
+	// curtailer's meter (api.go); nil until the worker has been metered, about a
+	// second after it first connects.
+	Energy *EnergyStatus `json:"energy"`
 }
 
 // status snapshots a worker at now; refresh it first.
@@ -560,10 +570,12 @@ func (w *worker) status(now time.Time, p *statePolicy) WorkerStatus {
 }
 
 // stateLocked is the worker's state at now, the first that applies in order of
-// precedence: offline > idle > rejected > not_rolling > degraded > ok. w.mu must be
-// held.
+// precedence: curtailed > offline > idle > rejected > not_rolling > degraded > ok.
+// w.mu must be held.
 func (w *worker) stateLocked(now time.Time, p *statePolicy, s *WorkerStatus, answered uint64) string {
 	switch {
+	case p.curtailed != nil && p.curtailed(w.name):
+		return StateCurtailed
 	case w.connections <= 0:
 		return StateOffline
 	case now.Sub(laterOf(w.since, w.lastShare)) >= p.idleAfter:

@@ -88,41 +88,100 @@ func (a *accounts) fleet() fleet {
 // for 24 hours.
 const historyPoints = 1440
 
-// historyRing is the fleet's 1-minute hashrate, one point per unix minute, in a
-// ring indexed by minute.
-type historyRing [historyPoints]historyPoint
+// historyRing is the fleet's 1-minute hashrate, and its estimated power, one point
+// per unix minute, in a ring indexed by minute. histMu guards it.
+type historyRing struct {
+	pts [historyPoints]historyPoint
+	// energy reports the fleet's power and whether curtailment is active, recorded
+	// with each point; nil: no power is recorded. Set by setEnergySource.
+	energy func() historyEnergy
+}
 
 type historyPoint struct {
 	minute int64 // unix minute; 0: empty
 	rate   float64
+	energy historyEnergy
 }
 
-// set records rate as the point of now's minute (replacing an earlier one).
-func (h *historyRing) set(now time.Time, rate float64) {
+// historyEnergy is the fleet's power at one history point.
+type historyEnergy struct {
+	ok          bool    // recorded (the point has power)
+	powerKW     float64 // estimated fleet draw
+	curtailment bool    // curtailment active
+}
+
+// set records rate as the point of now's minute (replacing an earlier one), with no
+// power.
+func (h *historyRing) set(now time.Time, rate float64) { h.setPoint(now, rate, historyEnergy{}) }
+
+// setPoint records rate and e as the point of now's minute, replacing an earlier
+// one but for its curtailment mark: a minute with curtailment active at any of its
+// samples stays marked, so a short curtailment still shows on the chart.
+func (h *historyRing) setPoint(now time.Time, rate float64, e historyEnergy) {
 	m := now.Unix() / 60
-	h[m%historyPoints] = historyPoint{minute: m, rate: rate}
+	p := &h.pts[m%historyPoints]
+	if p.minute == m && p.energy.curtailment && e.ok {
+		e.curtailment = true
+	}
+	*p = historyPoint{minute: m, rate: rate, energy: e}
+}
+
+// each calls f for the points of the last 24 hours up to now, oldest first.
+func (h *historyRing) each(now time.Time, f func(unixSec float64, p *historyPoint)) {
+	cur := now.Unix() / 60
+	for m := cur - historyPoints + 1; m <= cur; m++ {
+		if p := &h.pts[((m%historyPoints)+historyPoints)%historyPoints]; p.minute == m && m > 0 {
+			f(float64(m*60), p)
+		}
+	}
 }
 
 // points returns the points of the last 24 hours up to now, oldest first, as
 // [unix seconds, hashes per second].
 func (h *historyRing) points(now time.Time) [][2]float64 {
-	cur := now.Unix() / 60
 	out := make([][2]float64, 0, historyPoints)
-	for m := cur - historyPoints + 1; m <= cur; m++ {
-		if p := h[((m%historyPoints)+historyPoints)%historyPoints]; p.minute == m && m > 0 {
-			out = append(out, [2]float64{float64(m * 60), p.rate})
-		}
-	}
+	h.each(now, func(t float64, p *historyPoint) { out = append(out, [2]float64{t, p.rate}) })
 	return out
 }
 
-// sample records the fleet's 1-minute hashrate as the current minute's point and
-// returns the totals it computed.
+// powerPoints returns the points with power of the last 24 hours up to now, oldest
+// first, as [unix seconds, kW, 1 if curtailment was active else 0].
+func (h *historyRing) powerPoints(now time.Time) [][3]float64 {
+	out := [][3]float64{}
+	h.each(now, func(t float64, p *historyPoint) {
+		if p.energy.ok {
+			c := 0.0
+			if p.energy.curtailment {
+				c = 1
+			}
+			out = append(out, [3]float64{t, math.Round(p.energy.powerKW*1e3) / 1e3, c}) // to the watt
+		}
+	})
+	return out
+}
+
+// setEnergySource makes every history point record f's fleet power (see
+// historyRing.energy). f is called without histMu held.
+func (a *accounts) setEnergySource(f func() historyEnergy) {
+	a.histMu.Lock()
+	a.history.energy = f
+	a.histMu.Unlock()
+}
+
+// sample records the fleet's 1-minute hashrate (and power, with an energy source)
+// as the current minute's point and returns the totals it computed.
 func (a *accounts) sample() fleet {
 	f := a.fleet()
 	now := a.now()
 	a.histMu.Lock()
-	a.history.set(now, f.rates[rate1m])
+	energy := a.history.energy
+	a.histMu.Unlock()
+	var e historyEnergy
+	if energy != nil {
+		e = energy()
+	}
+	a.histMu.Lock()
+	a.history.setPoint(now, f.rates[rate1m], e)
 	a.histMu.Unlock()
 	return f
 }
@@ -133,6 +192,14 @@ func (a *accounts) historyPoints() [][2]float64 {
 	a.histMu.Lock()
 	defer a.histMu.Unlock()
 	return a.history.points(now)
+}
+
+// powerHistory returns the fleet power history (see historyRing.powerPoints).
+func (a *accounts) powerHistory() [][3]float64 {
+	now := a.now()
+	a.histMu.Lock()
+	defer a.histMu.Unlock()
+	return a.history.powerPoints(now)
 }
 
 // Persistence. Each worker's durable counters are one JSON document keyed by its

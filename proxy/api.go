@@ -8,16 +8,19 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
-// The JSON API, all GET and read-only (there are no mutating endpoints):
+// The JSON API, read-only but for curtailment (curtail_server.go):
 //
-//	/api/v1/summary          fleet totals, worker states, hashrate history
-//	/api/v1/workers          paginated, sortable, filtered worker list
+//	/api/v1/summary          fleet totals, worker states, hashrate and power history,
+//	                         fleet energy and curtailment
+//	/api/v1/workers          paginated, sortable, filtered worker list, with energy
 //	/api/v1/workers/{name}   one worker, or 404
 //	/api/v1/upstreams        the configured pools
+//	/api/v1/curtailment      GET the curtailment state; POST and DELETE (admin token)
 //
-// Errors are {"error": "..."} with 400 (bad query) or 404.
+// Errors are {"error": "..."} with 400 (bad query), 401 (no admin token) or 404.
 
 // Workers list limits.
 const (
@@ -42,8 +45,27 @@ type Summary struct {
 	} `json:"upstreams"`
 	// HashrateHistory is the fleet's 1-minute hashrate, one point a minute over the
 	// last 24 hours, oldest first: [unix seconds, hashes per second].
-	HashrateHistory [][2]float64     `json:"hashrate_history"`
-	StateStore      StateStoreStatus `json:"state_store"`
+	HashrateHistory [][2]float64 `json:"hashrate_history"`
+	// PowerHistory is the fleet's estimated power at the same points (those
+	// recorded since the proxy started; it is not kept across restarts): [unix
+	// seconds, kW, 1 if curtailment was active else 0].
+	PowerHistory [][3]float64     `json:"power_history"`
+	StateStore   StateStoreStatus `json:"state_store"`
+	// Energy is the fleet's estimated power and energy (no name or model).
+	Energy EnergyStatus `json:"energy"`
+	// Curtailment is the gist of GET /api/v1/curtailment.
+	Curtailment CurtailSummary `json:"curtailment"`
+}
+
+// CurtailSummary is the curtailment state as the summary shows it; the full state
+// (causes, ramp, baseline, price) is GET /api/v1/curtailment.
+type CurtailSummary struct {
+	Active           bool      `json:"active"`
+	Cause            string    `json:"cause,omitempty"`
+	TargetKW         float64   `json:"target_kw"`
+	ShedKW           float64   `json:"shed_kw"`
+	CurtailedWorkers int       `json:"curtailed_workers"`
+	Since            time.Time `json:"since,omitzero"`
 }
 
 // summary computes /api/v1/summary (and refreshes the history's current point).
@@ -55,7 +77,14 @@ func (s *Server) summary() Summary {
 		Hashrate1m: f.rates[rate1m], Hashrate5m: f.rates[rate5m], Hashrate1h: f.rates[rate1h], Hashrate24h: f.rates[rate24h],
 		fleetCounts:     f.fleetCounts,
 		HashrateHistory: s.accounts.historyPoints(),
+		PowerHistory:    s.accounts.powerHistory(),
 		StateStore:      s.stateStoreStatus(),
+	}
+	if s.curtail != nil {
+		st := s.curtail.state(s.accounts.now())
+		sum.Energy = st.Energy
+		sum.Curtailment = CurtailSummary{Active: st.Active, Cause: st.Cause, TargetKW: st.TargetKW,
+			ShedKW: st.ShedKW, CurtailedWorkers: st.CurtailedWorkers, Since: st.Since}
 	}
 	for st, n := range f.states {
 		sum.Workers[st] = n
@@ -90,7 +119,9 @@ type workerQuery struct {
 }
 
 // workerSorts compare two workers by a sort key, ascending. state sorts in
-// order of precedence: offline, idle, rejected, not_rolling, degraded, ok.
+// order of precedence: curtailed, offline, idle, rejected, not_rolling, degraded,
+// ok. power sorts by estimated draw, efficiency by J/TH; workers without an energy
+// account, or with no hashrate to measure J/TH by, sort as 0.
 var workerSorts = map[string]func(a, b *WorkerStatus) int{
 	"name":        func(a, b *WorkerStatus) int { return strings.Compare(a.Name, b.Name) },
 	"hashrate":    func(a, b *WorkerStatus) int { return cmp.Compare(a.Hashrate, b.Hashrate) },
@@ -99,6 +130,16 @@ var workerSorts = map[string]func(a, b *WorkerStatus) int{
 	"last_share":  func(a, b *WorkerStatus) int { return a.LastShare.Compare(b.LastShare) },
 	"state":       func(a, b *WorkerStatus) int { return cmp.Compare(stateRank(a.State), stateRank(b.State)) },
 	"connections": func(a, b *WorkerStatus) int { return cmp.Compare(a.Connections, b.Connections) },
+	"power":       func(a, b *WorkerStatus) int { return cmp.Compare(a.energy().PowerKW, b.energy().PowerKW) },
+	"efficiency":  func(a, b *WorkerStatus) int { return cmp.Compare(a.energy().JoulesPerTH, b.energy().JoulesPerTH) },
+}
+
+// energy is w's energy account, zero without one.
+func (w *WorkerStatus) energy() EnergyStatus {
+	if w.Energy == nil {
+		return EnergyStatus{}
+	}
+	return *w.Energy
 }
 
 func totalRejected(w *WorkerStatus) uint64 {
@@ -136,7 +177,7 @@ func parseWorkerQuery(r *http.Request) (workerQuery, error) {
 	if s := v.Get("sort"); s != "" {
 		key, desc := strings.CutPrefix(s, "-")
 		if workerSorts[key] == nil {
-			return q, fmt.Errorf("sort: %q: want name, hashrate, accepted, rejected, last_share, state or connections, optionally prefixed with -", s)
+			return q, fmt.Errorf("sort: %q: want name, hashrate, accepted, rejected, last_share, state, connections, power or efficiency, optionally prefixed with -", s)
 		}
 		q.sort, q.desc = key, desc
 	}
@@ -146,7 +187,7 @@ func parseWorkerQuery(r *http.Request) (workerQuery, error) {
 		for _, st := range strings.Split(s, ",") {
 			st = strings.TrimSpace(st)
 			if stateRank(st) < 0 {
-				return q, fmt.Errorf("state: %q: want ok, idle, degraded, not_rolling, rejected or offline", st)
+				return q, fmt.Errorf("state: %q: want ok, idle, degraded, not_rolling, rejected, offline or curtailed", st)
 			}
 			q.states[st] = true
 		}
@@ -156,7 +197,7 @@ func parseWorkerQuery(r *http.Request) (workerQuery, error) {
 
 // workerPage filters, sorts and pages the workers.
 func (s *Server) workerPage(q workerQuery) WorkerPage {
-	all := s.accounts.list()
+	all := s.withEnergy(s.accounts.list())
 	match := all[:0]
 	for _, w := range all {
 		if q.name != "" && !strings.Contains(strings.ToLower(w.Name), q.name) {
@@ -185,6 +226,21 @@ func (s *Server) workerPage(q workerQuery) WorkerPage {
 	return p
 }
 
+// withEnergy sets each worker's Energy from the curtailer's meter, and returns list.
+func (s *Server) withEnergy(list []WorkerStatus) []WorkerStatus {
+	if s.curtail == nil {
+		return list
+	}
+	energy := s.curtail.workerEnergies()
+	for i := range list {
+		if e, ok := energy[list[i].Name]; ok {
+			e.Name = "" // the worker's name is already there
+			list[i].Energy = &e
+		}
+	}
+	return list
+}
+
 // errWorkerNotFound answers /api/v1/workers/{name} for an unknown name.
 var errWorkerNotFound = errors.New("worker not found")
 
@@ -207,7 +263,7 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 			writeError(w, http.StatusNotFound, errWorkerNotFound)
 			return
 		}
-		writeJSON(w, st)
+		writeJSON(w, s.withEnergy([]WorkerStatus{st})[0])
 	})
 	mux.HandleFunc("GET /api/v1/upstreams", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]any{"upstreams": s.upstreamStatus()})

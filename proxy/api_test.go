@@ -560,3 +560,146 @@ func TestAccountsRealStore(t *testing.T) {
 		t.Errorf("state_store after the restart %+v; want 2 loaded, nothing set aside", sum.StateStore)
 	}
 }
+
+// TestAPIEnergy: with flexible load wired (wireEnergy), the summary, the worker
+// list and the metrics carry each worker's and the fleet's estimated power, and a
+// curtailed worker is "curtailed" (not offline) until it is restored.
+func TestAPIEnergy(t *testing.T) {
+	const (
+		workers = 4
+		watts   = 3000.0
+	)
+	pool := newTestPool(t, stratumtest.PoolConfig{Difficulty: 1e-6})
+	cfg := Config{Curtail: CurtailConfig{
+		Models:       []PowerModel{{Name: "rig", Worker: "farm.*", Watts: watts}},
+		StepInterval: MinCurtailStep,
+	}}
+	srv := newTestProxyPrep(t, cfg, func(s *Server) { s.wireEnergy() }, pool)
+	_, stop := runMiners(t, srv.Addr().String(), workers, stratumtest.MinerConfig{
+		Worker: "farm.", ShareRate: 5, ReconnectDelay: 100 * time.Millisecond, MaxReconnectDelay: 100 * time.Millisecond,
+	})
+	defer stop()
+
+	page := func(query string) WorkerPage {
+		t.Helper()
+		var p WorkerPage
+		if code := apiGet(t, srv, "/api/v1/workers"+query, &p); code != http.StatusOK {
+			t.Fatalf("GET /api/v1/workers%s: %d", query, code)
+		}
+		return p
+	}
+	waitFor(t, 20*time.Second, "every worker metered at its model's draw", func() bool {
+		p := page("?sort=-power")
+		n := 0
+		for _, w := range p.Workers {
+			if w.Energy != nil && w.Energy.PowerKW == watts/1e3 && w.Energy.Model == "rig" && w.State == StateOK {
+				n++
+			}
+		}
+		return n == workers
+	})
+	if code := apiGet(t, srv, "/api/v1/workers?sort=efficiency", nil); code != http.StatusOK {
+		t.Errorf("sort=efficiency: %d; want 200", code)
+	}
+	var sum Summary
+	apiGet(t, srv, "/api/v1/summary", &sum)
+	if sum.Energy.PowerKW != workers*watts/1e3 || sum.Curtailment.Active || sum.Curtailment.CurtailedWorkers != 0 {
+		t.Errorf("summary energy %+v, curtailment %+v; want %v kW, inactive", sum.Energy, sum.Curtailment, workers*watts/1e3)
+	}
+	if n := len(sum.PowerHistory); n == 0 || sum.PowerHistory[n-1][1] != workers*watts/1e3 || sum.PowerHistory[n-1][2] != 0 {
+		t.Errorf("power_history %v; want a last point of %v kW, not curtailed", sum.PowerHistory, workers*watts/1e3)
+	}
+
+	call := func(method, body string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, "http://"+srv.HTTPAddr()+"/api/v1/curtailment", strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s /api/v1/curtailment: %d", method, resp.StatusCode)
+		}
+	}
+	// 5 kW sheds two workers (each sheds 90 % of 3 kW).
+	call(http.MethodPost, `{"kw": 5, "ramp": "0s"}`)
+	waitFor(t, 10*time.Second, "two workers curtailed", func() bool {
+		var s Summary
+		apiGet(t, srv, "/api/v1/summary", &s)
+		return s.Curtailment.CurtailedWorkers == 2
+	})
+	apiGet(t, srv, "/api/v1/summary", &sum)
+	if !sum.Curtailment.Active || sum.Curtailment.Cause != "api" || sum.Curtailment.TargetKW != 5 ||
+		sum.Workers[StateCurtailed] != 2 || sum.Workers[StateOffline] != 0 {
+		t.Errorf("summary curtailment %+v, workers %v; want active, api, 5 kW, 2 curtailed, 0 offline", sum.Curtailment, sum.Workers)
+	}
+	if n := len(sum.PowerHistory); n == 0 || sum.PowerHistory[n-1][2] != 1 {
+		t.Errorf("power_history %v; want the last point marked curtailed", sum.PowerHistory)
+	}
+	p := page("?state=curtailed")
+	if p.Total != 2 {
+		t.Fatalf("state=curtailed: %d workers; want 2", p.Total)
+	}
+	for _, w := range p.Workers {
+		if w.Connections != 0 || w.Energy == nil || !w.Energy.Curtailed || w.Energy.PowerKW != watts*DefaultIdleFraction/1e3 {
+			t.Errorf("curtailed worker %s: %d connections, energy %+v; want none, curtailed at idle draw", w.Name, w.Connections, w.Energy)
+		}
+	}
+	if w := apiWorker(t, srv, p.Workers[0].Name); w.State != StateCurtailed || w.Energy == nil || !w.Energy.Curtailed {
+		t.Errorf("GET worker %s: state %s, energy %+v; want curtailed", w.Name, w.State, w.Energy)
+	}
+	scrape := apiScrapeMetrics(t, srv)
+	for _, want := range []string{
+		"hashrelay_curtailment_active 1", "hashrelay_curtailed_workers 2", "hashrelay_curtailment_target_kw 5",
+		`hashrelay_workers{state="curtailed"} 2`, "hashrelay_fleet_power_kw ",
+	} {
+		if !strings.Contains(scrape, "\n"+want) {
+			t.Errorf("metrics: no line %q", want)
+		}
+	}
+
+	call(http.MethodDelete, "")
+	waitFor(t, 10*time.Second, "every worker restored and hashing", func() bool {
+		var s Summary
+		apiGet(t, srv, "/api/v1/summary", &s)
+		return !s.Curtailment.Active && s.Workers[StateCurtailed] == 0 && page("?state=curtailed").Total == 0 &&
+			s.Energy.CurtailedKWh > 0 && s.Energy.CurtailedSeconds > 0
+	})
+}
+
+// apiScrapeMetrics returns srv's /metrics text.
+func apiScrapeMetrics(t testing.TB, srv *Server) string {
+	t.Helper()
+	resp, err := http.Get("http://" + srv.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestHistoryPowerPoints: power is kept per minute beside the hashrate, only for
+// points recorded with it, and a minute with curtailment at any sample stays
+// marked.
+func TestHistoryPowerPoints(t *testing.T) {
+	var h historyRing
+	start := time.Unix(1_700_000_000, 0).Truncate(time.Minute)
+	h.set(start, 1)                                                             // no power
+	h.setPoint(start.Add(time.Minute), 2, historyEnergy{ok: true, powerKW: 10}) // hashing
+	h.setPoint(start.Add(2*time.Minute), 3, historyEnergy{ok: true, powerKW: 4, curtailment: true})
+	h.setPoint(start.Add(2*time.Minute+30*time.Second), 3, historyEnergy{ok: true, powerKW: 9.87654}) // restored within the minute
+	got := h.powerPoints(start.Add(3 * time.Minute))
+	t0 := float64(start.Unix())
+	want := [][3]float64{{t0 + 60, 10, 0}, {t0 + 120, 9.877, 1}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("power points %v; want %v", got, want)
+	}
+	if pts := h.points(start.Add(3 * time.Minute)); len(pts) != 3 {
+		t.Errorf("%d hashrate points; want 3", len(pts))
+	}
+}

@@ -35,6 +35,7 @@ type testBalancer struct {
 type lbBackend struct {
 	addr, readyURL string
 	ready          atomic.Bool
+	probeErrors    int          // unanswered polls in a row (pollLoop only)
 	conns          atomic.Int64 // spliced connections open now
 }
 
@@ -118,7 +119,20 @@ func (b *testBalancer) pollLoop() {
 	defer tick.Stop()
 	for {
 		for _, be := range b.backends {
-			be.ready.Store(b.probe(be))
+			switch b.probe(be) {
+			case probeReady:
+				be.ready.Store(true)
+				be.probeErrors = 0
+			case probeUnready:
+				be.ready.Store(false)
+			default:
+				// No answer in time: down only at the second in a row, as with
+				// HAProxy's fall 2, so one slow poll on a loaded machine does not
+				// leave miners with nowhere to go.
+				if be.probeErrors++; be.probeErrors >= 2 {
+					be.ready.Store(false)
+				}
+			}
 		}
 		select {
 		case <-b.quit:
@@ -128,15 +142,25 @@ func (b *testBalancer) pollLoop() {
 	}
 }
 
-// probe is one GET of a backend's /readyz: ready on 200 only.
-func (b *testBalancer) probe(be *lbBackend) bool {
+// Probe results.
+const (
+	probeReady   = iota // 200
+	probeUnready        // any other status: the backend says it is not ready
+	probeError          // no answer (refused, timed out)
+)
+
+// probe is one GET of a backend's /readyz.
+func (b *testBalancer) probe(be *lbBackend) int {
 	resp, err := b.http.Get(be.readyURL)
 	if err != nil {
-		return false
+		return probeError
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	if resp.StatusCode == http.StatusOK {
+		return probeReady
+	}
+	return probeUnready
 }
 
 func (b *testBalancer) acceptLoop() {

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -205,7 +206,7 @@ func (c *curtailer) runPrice(ctx context.Context, tick <-chan time.Time, now fun
 		return
 	}
 	c.price.run(ctx, tick, now, func(err error) {
-		c.log.Warn().Err(err).Str("url", c.cfg.Price.URL).Msg("curtailment price feed")
+		c.log.Warn().Err(err).Str("url", redactURL(c.cfg.Price.URL)).Msg("curtailment price feed")
 	})
 }
 
@@ -411,4 +412,27 @@ func (c *curtailer) workerEnergy(name string) (EnergyStatus, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.meter.worker(name)
+}
+
+// workerEnergies returns every metered worker's energy account, by name, under one
+// lock (the API and a scrape read every worker at once).
+func (c *curtailer) workerEnergies() map[string]EnergyStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]EnergyStatus, len(c.meter.workers))
+	for name, w := range c.meter.workers {
+		out[name] = w.status(name, w.model)
+	}
+	return out
+}
+
+// redactURL drops what may hold a secret (user info, query, fragment) from a URL
+// before it is logged; a price feed's API key often rides in its query.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return u.String()
 }

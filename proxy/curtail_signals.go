@@ -170,7 +170,8 @@ func parseClock(what string, kv flagKV) (int, error) {
 	h, m, ok := strings.Cut(kv.val, ":")
 	hh, err1 := strconv.Atoi(h)
 	mm, err2 := strconv.Atoi(m)
-	if !ok || len(m) != 2 || err1 != nil || err2 != nil || hh < 0 || mm < 0 || mm > 59 || hh*60+mm > 24*60 {
+	if !ok || h == "" || len(h) > 2 || len(m) != 2 || h[0] == '+' || h[0] == '-' || m[0] == '+' || m[0] == '-' ||
+		err1 != nil || err2 != nil || hh < 0 || mm < 0 || mm > 59 || hh*60+mm > 24*60 {
 		return 0, fmt.Errorf("%s: key %q: %q is not HH:MM (00:00…24:00)", what, kv.key, kv.val)
 	}
 	return hh*60 + mm, nil

@@ -503,3 +503,16 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestRedactURL: a price feed's URL is logged without what may hold a secret.
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://user:pw@prices.example.com/v1/now?api_key=SECRET#x": "https://prices.example.com/v1/now",
+		"http://127.0.0.1:8000/price":                                "http://127.0.0.1:8000/price",
+		"://bad":                                                     "(unparsable URL)",
+	} {
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q; want %q", in, got, want)
+		}
+	}
+}

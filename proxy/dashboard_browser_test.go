@@ -173,6 +173,19 @@ var (
 	chartPath   = regexp.MustCompile(`<path d="M[^"]+" class="line">`)
 )
 
+var curtailBand = regexp.MustCompile(`<rect [^>]*class="curtail-band"`)
+
+// powerChart checks the power chart draws a line and returns how many curtailment
+// bands it shades.
+func (p page) powerChart() int {
+	p.t.Helper()
+	sec := p.section(`<div id="power-chart"`, "</svg>")
+	if !chartPath.MatchString(sec) {
+		p.fatalf("#power-chart svg has no line path")
+	}
+	return len(curtailBand.FindAllString(sec, -1))
+}
+
 // workers maps each worker row's data-worker to its data-state, checking the
 // row's badge shows the same state.
 func (p page) workers() map[string]string {
@@ -221,7 +234,10 @@ func (p page) checkCommon() {
 func TestDashboardBrowser(t *testing.T) {
 	chromiumPath(t)
 	pool := newTestPool(t, stratumtest.PoolConfig{Difficulty: 4e-6, JobInterval: time.Second})
-	s := newTestProxy(t, Config{Version: "test"}, pool)
+	cfg := Config{Version: "test", Curtail: CurtailConfig{
+		Models: []PowerModel{{Name: "rig", Watts: 3250}}, StepInterval: MinCurtailStep,
+	}}
+	s := newTestProxyPrep(t, cfg, func(s *Server) { s.wireEnergy() }, pool)
 	names := []string{"farm.rig01", "farm.rig02", "farm.rig03", "lab.s19-a"}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -294,6 +310,49 @@ func TestDashboardBrowser(t *testing.T) {
 	if !strings.Contains(p.dom, `data-sort="hashrate" aria-sort="descending"`) {
 		t.Errorf("hashrate header not marked aria-sort=descending")
 	}
+
+	// Curtail one worker (2 kW of 4 × 3.25 kW, at once): the power chart shades the
+	// curtailment, the card shows it, and the worker's row says curtailed.
+	if got := p.text("fleet-power"); got != "13.0 kW" {
+		t.Errorf("#fleet-power = %q; want 13.0 kW", got)
+	}
+	req, _ := http.NewRequest(http.MethodPost, ts.URL+"/api/v1/curtailment", strings.NewReader(`{"kw": 2, "ramp": "0s"}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /api/v1/curtailment: %s", resp.Status)
+	}
+	waitFor(t, 10*time.Second, "one worker curtailed", func() bool {
+		var sum Summary
+		return getJSON(ts.URL+"/api/v1/summary", &sum) == nil && sum.Curtailment.CurtailedWorkers == 1
+	})
+	p = page{t, string(runChromium(t, ts.URL+"/", "--dump-dom"))}
+	p.checkCommon()
+	if n := p.powerChart(); n < 1 {
+		p.fatalf("power chart: no curtailment band while curtailment is active")
+	}
+	if got := p.text("curtail-status"); got != "active" {
+		t.Errorf("#curtail-status = %q; want active", got)
+	}
+	if got := p.text("curtail-cause"); got != "api" {
+		t.Errorf("#curtail-cause = %q; want api", got)
+	}
+	if got := p.text("curtail-workers"); got != "1" {
+		t.Errorf("#curtail-workers = %q; want 1", got)
+	}
+	curtailed := 0
+	for _, st := range p.workers() {
+		if st == StateCurtailed {
+			curtailed++
+		}
+	}
+	if curtailed != 1 {
+		t.Errorf("%d worker rows curtailed; want 1", curtailed)
+	}
+	screenshot(t, ts.URL+"/", "dashboard-curtailed.png")
 }
 
 func getJSON(url string, v any) error {
@@ -326,10 +385,27 @@ func TestDashboardBrowserFakeAPI(t *testing.T) {
 	for _, st := range rows {
 		seen[st] = true
 	}
-	for _, st := range []string{"ok", "idle", "degraded", "not_rolling", "rejected", "offline"} {
+	for _, st := range []string{"ok", "idle", "degraded", "not_rolling", "rejected", "offline", "curtailed"} {
 		if !seen[st] {
 			t.Errorf("no worker row in state %s", st)
 		}
+	}
+	// Energy: the power card, the curtailment card (its cause is text, never
+	// markup), and the power chart with one band per curtailment period.
+	for id, want := range map[string]string{
+		"fleet-power": "11.8 kW", "fleet-jth": "29.5 J/TH", "fleet-energy": "2.83 MWh",
+		"curtail-status": "active", "curtail-cause": "<b>price</b>", "curtail-target": "3.50 kW",
+		"curtail-shed": "3.51 kW", "curtail-workers": "10", "curtailed-energy": "312 kWh",
+	} {
+		if got := strings.ReplaceAll(strings.ReplaceAll(p.text(id), "&lt;", "<"), "&gt;", ">"); got != want {
+			t.Errorf("#%s = %q; want %q", id, got, want)
+		}
+	}
+	if n := p.powerChart(); n != 2 {
+		t.Errorf("power chart: %d curtailment bands; want 2", n)
+	}
+	if !strings.Contains(p.dom, `<td class="num" title="model s19, 70.5 kWh, curtailed 10m 0s (490 Wh saved)">3.25 kW</td><td class="num">29.5 J/TH</td>`) {
+		t.Errorf("worker rows lack the power and J/TH cells")
 	}
 	if got := p.text("workers-range"); got != "1–100 of 130" {
 		t.Errorf("#workers-range = %q; want 1–100 of 130", got)
@@ -387,35 +463,55 @@ func fakeDashboardAPI() (api http.Handler, lastQuery func() url.Values) {
 			name = `<b>bold</b>"quoted"`
 		}
 		st := states[i%len(states)]
+		if i%13 == 5 {
+			st = "curtailed"
+		}
 		hr := 110e12 * (0.8 + 0.4*math.Sin(float64(i)))
-		if st == "offline" {
+		if st == "offline" || st == "curtailed" {
 			hr = 0
 		}
+		curtailed := st == "curtailed"
+		kw := map[bool]float64{false: 3.25, true: 0.325}[curtailed]
 		workers = append(workers, map[string]any{
 			"name": name, "account": strings.SplitN(name, ".", 2)[0], "state": st,
-			"connections": map[bool]int{true: 0, false: 1}[st == "offline"],
+			"connections": map[bool]int{true: 0, false: 1}[st == "offline" || curtailed],
 			"since":       now.Add(-3 * time.Hour), "remote_addr": fmt.Sprintf("10.0.%d.%d:4028", i/250, i%250+1),
 			"user_agent": "bmminer/2.0.0", "difficulty": 65536.0, "version_mask": "1fffe000",
 			"rolling": st != "offline", "rolling_active": st != "not_rolling",
 			"accepted": 1000 + i*37, "rejected": map[string]int{"stale": i % 4, "duplicate": i % 2},
 			"hashrate": hr, "hashrate_1m": hr, "hashrate_5m": hr, "hashrate_1h": hr, "hashrate_24h": hr * 1.02,
 			"last_share": now.Add(-time.Duration(i%50) * time.Second),
+			"energy": map[string]any{"model": "s19", "curtailed": curtailed, "power_kw": kw, "energy_kwh": 70.5,
+				"joules_per_th": map[bool]float64{false: 29.5, true: 0}[curtailed], "curtailed_seconds": 600.0, "curtailed_kwh": 0.49},
 		})
 	}
 	var history [][2]float64
+	var powerHistory [][3]float64
 	for i := range 24 * 60 {
 		t := float64(now.Add(-time.Duration(24*60-1-i) * time.Minute).Unix())
-		history = append(history, [2]float64{t, 400e12 + 30e12*math.Sin(float64(i)/90) + 8e12*math.Sin(float64(i)/7)})
+		hr := 400e12 + 30e12*math.Sin(float64(i)/90) + 8e12*math.Sin(float64(i)/7)
+		// Two curtailment periods: 10:00 to 12:00 ago, and the last 20 minutes.
+		c, kw := 0.0, hr*29.5/1e15
+		if (i >= 600 && i < 720) || i >= 24*60-20 {
+			c, kw, hr = 1, kw*0.7, hr*0.75
+		}
+		history = append(history, [2]float64{t, hr})
+		powerHistory = append(powerHistory, [3]float64{t, kw, c})
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/summary", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]any{
 			"version": "v0.5.0-fake", "uptime_seconds": 93784.0, "miners_connected": 118,
-			"workers":     map[string]int{"total": 130, "ok": 72, "idle": 12, "degraded": 12, "not_rolling": 12, "rejected": 11, "offline": 11},
+			"workers":     map[string]int{"total": 130, "ok": 62, "idle": 12, "degraded": 12, "not_rolling": 12, "rejected": 11, "offline": 11, "curtailed": 10},
 			"hashrate_1m": 409e12, "hashrate_5m": 412e12, "hashrate_1h": 405e12, "hashrate_24h": 401e12,
 			"accepted": 1234567, "rejected": 321, "accepted_work": 8.1e10, "forwarded": 98765,
 			"upstream_accepted": 98700, "upstream_rejected": 65, "shares_lost": 2, "block_candidates": 0,
 			"upstreams": map[string]int{"total": 2, "up": 1}, "hashrate_history": history,
+			"power_history": powerHistory,
+			"energy": map[string]any{"curtailed": false, "power_kw": 11.78, "energy_kwh": 2831.4, "joules_per_th": 29.5,
+				"curtailed_seconds": 86400.0, "curtailed_kwh": 312.25},
+			"curtailment": map[string]any{"active": true, "cause": "<b>price</b>", "target_kw": 3.5, "shed_kw": 3.51,
+				"curtailed_workers": 10, "since": now.Add(-20 * time.Minute)},
 		})
 	})
 	mux.HandleFunc("GET /api/v1/upstreams", func(w http.ResponseWriter, r *http.Request) {

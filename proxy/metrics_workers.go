@@ -10,6 +10,10 @@ import (
 // fleet series cost nothing on the share path.
 func (s *Server) workerSamples() []metrics.WorkerSample {
 	list := s.accounts.list()
+	var energy map[string]EnergyStatus
+	if s.curtail != nil {
+		energy = s.curtail.workerEnergies()
+	}
 	out := make([]metrics.WorkerSample, len(list))
 	for i, w := range list {
 		var rejected, upRejected uint64
@@ -28,6 +32,9 @@ func (s *Server) workerSamples() []metrics.WorkerSample {
 			Forwarded: w.Forwarded, UpstreamAccepted: w.UpstreamAccepted, UpstreamRejected: upRejected,
 			BlockCandidates: w.BlockCandidates, AcceptedWork: w.AcceptedWork, LastShare: w.LastShare,
 			Connections: w.Connections, Difficulty: w.Difficulty,
+		}
+		if e, ok := energy[w.Name]; ok {
+			out[i].HasEnergy, out[i].PowerKW, out[i].EnergyKWh = true, e.PowerKW, e.EnergyKWh
 		}
 	}
 	return out

@@ -112,6 +112,8 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.curtail = c
+	// The curtailed worker state, power history and energy metrics.
+	s.wireEnergy()
 	m.SetWorkerSource(s.workerSamples, cfg.MetricsPerWorker, cfg.MetricsMaxWorkers) // <= 0: metrics.DefaultMaxWorkers
 	if len(cfg.AllowWorkers) > 0 {
 		s.allow = make(map[string]bool, len(cfg.AllowWorkers))

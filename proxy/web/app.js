@@ -4,11 +4,13 @@
 "use strict";
 (function () {
   var REFRESH_MS = 5000, PER_PAGE = 100, LIVE_MAX = 720;
-  var STATES = ["ok", "idle", "degraded", "not_rolling", "rejected", "offline"];
+  var STATES = ["ok", "idle", "degraded", "not_rolling", "rejected", "offline", "curtailed"];
   var SVG = "http://www.w3.org/2000/svg";
 
   var view = { page: 1, sort: "name", name: "", state: "" };
   var hist = [], live = [], total = 0, timer = 0, refreshes = 0;
+  // Fleet power: history points [t, kW, curtailing 0/1], and live points likewise.
+  var phist = [], plive = [];
 
   function $(id) { return document.getElementById(id); }
   function el(tag, attrs, kids) {
@@ -38,6 +40,19 @@
     return (h >= 100 ? h.toFixed(0) : h >= 10 ? h.toFixed(1) : h.toFixed(2)) + " " + UNITS[i];
   }
   function count(n) { return num(n).toLocaleString("en-US"); }
+  function fixed3(v) { return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2); }
+  function power(kw) {
+    kw = num(kw);
+    if (kw <= 0) return "0 W";
+    if (kw < 1) return fixed3(kw * 1000) + " W";
+    return kw < 1000 ? fixed3(kw) + " kW" : fixed3(kw / 1000) + " MW";
+  }
+  function energy(kwh) {
+    kwh = num(kwh);
+    if (kwh < 1) return fixed3(kwh * 1000) + " Wh";
+    return kwh < 1000 ? fixed3(kwh) + " kWh" : fixed3(kwh / 1000) + " MWh";
+  }
+  function jth(j) { j = num(j); return j > 0 ? (j < 1000 ? j.toFixed(1) : diff(j)) + " J/TH" : "—"; }
   function diff(d) {
     d = num(d);
     if (d === 0) return "0";
@@ -143,10 +158,32 @@
     document.title = hashrate(s.hashrate_5m) + " · HashRelay";
     renderStates(s.workers || {});
 
+    renderEnergy(s.energy || {}, s.curtailment || {});
+
     hist = (s.hashrate_history || []).filter(function (p) { return p && isFinite(p[0]) && isFinite(p[1]); });
-    live.push([Date.now() / 1000, num(s.hashrate_1m)]);
+    phist = (s.power_history || []).filter(function (p) { return p && isFinite(p[0]) && isFinite(p[1]); });
+    var now = Date.now() / 1000;
+    live.push([now, num(s.hashrate_1m)]);
     if (live.length > LIVE_MAX) live.shift();
+    if (s.energy) {
+      plive.push([now, num(s.energy.power_kw), s.curtailment && s.curtailment.active ? 1 : 0]);
+      if (plive.length > LIVE_MAX) plive.shift();
+    }
     renderChart();
+  }
+
+  function renderEnergy(e, c) {
+    setText("fleet-power", power(e.power_kw));
+    setText("fleet-jth", jth(e.joules_per_th));
+    setText("fleet-energy", energy(e.energy_kwh));
+    var st = $("curtail-status");
+    st.textContent = c.active ? "active" : "none";
+    st.className = "value" + (c.active ? " curtail-on" : "");
+    setText("curtail-cause", c.active && c.cause ? c.cause : "—");
+    setText("curtail-target", c.active ? power(c.target_kw) : "—");
+    setText("curtail-shed", power(c.shed_kw));
+    setText("curtail-workers", count(c.curtailed_workers));
+    setText("curtailed-energy", energy(e.curtailed_kwh));
   }
 
   function renderStates(w) {
@@ -166,10 +203,29 @@
     });
   }
 
-  function series() {
-    var last = hist.length ? hist[hist.length - 1][0] : -Infinity;
-    live = live.filter(function (p) { return p[0] > last - 60; });
-    return hist.concat(live.filter(function (p) { return p[0] > last; }));
+  // merge joins a history and its live points, the live ones only past the last
+  // history point (and trimmed to the last minute before it).
+  function merge(h, l) {
+    var last = h.length ? h[h.length - 1][0] : -Infinity;
+    l = l.filter(function (p) { return p[0] > last - 60; });
+    return { pts: h.concat(l.filter(function (p) { return p[0] > last; })), live: l };
+  }
+  function series() { var m = merge(hist, live); live = m.live; return m.pts; }
+  function powerSeries() { var m = merge(phist, plive); plive = m.live; return m.pts; }
+
+  // curtailBands returns the time spans [from, to] during which curtailment was
+  // active: each power point marked active holds until the next point (or for a
+  // minute, the history's step, if it is the last).
+  function curtailBands(pts) {
+    var bands = [];
+    pts.forEach(function (p, i) {
+      if (!p[2]) return;
+      var to = i + 1 < pts.length ? pts[i + 1][0] : p[0] + 60;
+      var b = bands[bands.length - 1];
+      if (b && p[0] <= b[1]) b[1] = Math.max(b[1], to);
+      else bands.push([p[0], to]);
+    });
+    return bands;
   }
 
   function niceStep(max, n) {
@@ -178,17 +234,29 @@
   }
 
   function renderChart() {
-    var box = $("chart"), pts = series();
+    var ppts = powerSeries(), bands = curtailBands(ppts), pts = series();
+    drawChart($("chart"), pts, { label: "Fleet hashrate over time", fmt: hashrate, empty: "No hashrate history yet",
+      note: "chart-note", bands: bands, noteText: hist.length + " min of history" + (live.length ? " + live" : "") });
+    drawChart($("power-chart"), ppts, { label: "Estimated fleet power over time, curtailment shaded", fmt: power,
+      empty: "No power history yet", note: "power-chart-note", bands: bands,
+      noteText: bands.length ? bands.length + " curtailment period" + (bands.length > 1 ? "s" : "") : phist.length + " min of history" });
+  }
+
+  // drawChart draws pts ([t, value, ...]) into box as an area chart with a time
+  // axis, shading the time spans in opts.bands.
+  function drawChart(box, pts, opts) {
+    if (!box) return;
     var W = Math.max(300, box.clientWidth || 900), H = Math.max(120, box.clientHeight || 170);
     var L = 70, R = 12, T = 10, B = 22;
-    var root = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": "Fleet hashrate over time" });
+    var root = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": opts.label });
     box.textContent = "";
     box.appendChild(root);
     if (!pts.length) {
-      root.appendChild(svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle", "class": "empty" }, "No hashrate history yet"));
-      setText("chart-note", "");
+      root.appendChild(svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle", "class": "empty" }, opts.empty));
+      setText(opts.note, "");
       return;
     }
+    var fmt = opts.fmt;
     var t1 = pts[pts.length - 1][0], t0 = Math.min(pts[0][0], t1 - 300);
     var max = 0;
     pts.forEach(function (p) { if (p[1] > max) max = p[1]; });
@@ -196,9 +264,15 @@
     function x(t) { return L + (t - t0) / (t1 - t0) * (W - L - R); }
     function y(v) { return T + (1 - v / top) * (H - T - B); }
 
+    (opts.bands || []).forEach(function (b) {
+      var from = Math.max(x(b[0]), L), to = Math.min(x(b[1]), W - R);
+      if (to < L || from > W - R) return;
+      root.appendChild(svg("rect", { x: from.toFixed(1), y: T, width: Math.max(to - from, 3).toFixed(1), height: H - T - B,
+        "class": "curtail-band", "data-from": b[0], "data-to": b[1] }));
+    });
     for (var v = 0; v <= top + step / 2; v += step) {
       root.appendChild(svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), "class": v ? "grid-line" : "axis-line" }));
-      root.appendChild(svg("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end" }, max > 0 ? hashrate(v) : v ? "" : "0"));
+      root.appendChild(svg("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end" }, max > 0 ? fmt(v) : v ? "" : "0"));
     }
     var spans = [60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200];
     var tick = spans.filter(function (s) { return (t1 - t0) / s <= 8; })[0] || 86400;
@@ -214,7 +288,7 @@
     root.appendChild(svg("path", { d: d, "class": "line" }));
     var lastP = pts[pts.length - 1];
     root.appendChild(svg("circle", { cx: x(lastP[0]), cy: y(lastP[1]), r: 3, "class": "live" }));
-    setText("chart-note", hist.length + " min of history" + (live.length ? " + live" : ""));
+    setText(opts.note, opts.noteText);
 
     var cursor = svg("line", { y1: T, y2: H - B, "class": "cursor", visibility: "hidden" });
     var tip = svg("text", { y: T + 12, "class": "tip", visibility: "hidden" });
@@ -226,7 +300,7 @@
       pts.forEach(function (p) { if (Math.abs(p[0] - t) < Math.abs(best[0] - t)) best = p; });
       var bx = x(best[0]);
       cursor.setAttribute("x1", bx); cursor.setAttribute("x2", bx); cursor.setAttribute("visibility", "visible");
-      tip.textContent = clock(best[0]) + "  " + hashrate(best[1]);
+      tip.textContent = clock(best[0]) + "  " + fmt(best[1]) + (best[2] ? "  (curtailed)" : "");
       tip.setAttribute("x", bx > W / 2 ? bx - 8 : bx + 8);
       tip.setAttribute("text-anchor", bx > W / 2 ? "end" : "start");
       tip.setAttribute("visibility", "visible");
@@ -262,15 +336,19 @@
     var body = $("workers").tBodies[0], rows = b.workers || [];
     total = num(b.total) || rows.length;
     body.textContent = "";
-    if (!rows.length) body.appendChild(el("tr", null, el("td", { colspan: 11, "class": "empty" },
+    if (!rows.length) body.appendChild(el("tr", null, el("td", { colspan: 13, "class": "empty" },
       view.name || view.state ? "No workers match the filter" : "No workers yet")));
     rows.forEach(function (w) {
-      var rolling = w.rolling ? (w.rolling_active ? "yes" : "idle") : "no";
+      var rolling = w.rolling ? (w.rolling_active ? "yes" : "idle") : "no", e = w.energy || null;
       body.appendChild(el("tr", { "data-worker": w.name, "data-state": w.state }, [
         el("td", { "class": "name", title: w.name + (w.remote_addr ? " @ " + w.remote_addr : "") }, w.name || ""),
         el("td", null, badge(w.state)),
         el("td", { "class": "num" }, hashrate(w.hashrate_5m != null ? w.hashrate_5m : w.hashrate)),
         el("td", { "class": "num dim" }, hashrate(w.hashrate_24h)),
+        el("td", { "class": "num", title: e ? (e.model ? "model " + e.model + ", " : "") + energy(e.energy_kwh) +
+          (num(e.curtailed_seconds) ? ", curtailed " + duration(e.curtailed_seconds) + " (" + energy(e.curtailed_kwh) + " saved)" : "") : null },
+          e ? power(e.power_kw) : "—"),
+        el("td", { "class": "num" }, e ? jth(e.joules_per_th) : "—"),
         el("td", { "class": "num" }, diff(w.difficulty)),
         el("td", { "class": "num" }, count(w.accepted)),
         el("td", { "class": "num" + (sum(w.rejected) ? " bad" : ""), title: breakdown(w.rejected) || null }, count(sum(w.rejected))),
@@ -320,7 +398,7 @@
   function setSort(key) {
     var cur = view.sort.replace(/^-/, ""), desc = view.sort[0] === "-";
     // Numbers read best largest first; names and states A to Z.
-    var firstDesc = ["hashrate", "accepted", "rejected", "last_share", "connections"].indexOf(key) >= 0;
+    var firstDesc = ["hashrate", "accepted", "rejected", "last_share", "connections", "power"].indexOf(key) >= 0;
     view.sort = key === cur ? (desc ? key : "-" + key) : (firstDesc ? "-" + key : key);
     view.page = 1;
     markSort();
