@@ -66,7 +66,12 @@ type MinerConfig struct {
 	// it are counted in SharesSkipped, not sent); default 0, no cap.
 	MaxSharesPerSecond float64
 	// ReconnectDelay is the pause before redialing after a lost connection,
-	// doubling up to MaxReconnectDelay; defaults 50 ms and 2 s.
+	// doubling up to MaxReconnectDelay; defaults 50 ms and 2 s. A session that got
+	// a subscribe result resets it, so a refused authorize retries after
+	// ReconnectDelay. With ReconnectDelay == MaxReconnectDelay the miner behaves as
+	// firmware does without a pool: it retries at that fixed interval, and since it
+	// mines only a job received on a connection whose authorize was accepted, it
+	// hashes and submits nothing until a retry is accepted, then resumes.
 	ReconnectDelay    time.Duration
 	MaxReconnectDelay time.Duration
 	// DialTimeout bounds each dial; default 5 s.

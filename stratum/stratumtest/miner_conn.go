@@ -80,6 +80,7 @@ type minerConn struct {
 	// Reader only.
 	dec         stratum.Decoder
 	subscribed  bool
+	authorized  bool // mining.authorize answered true; no work is mined before
 	en1         []byte
 	en2Size     int
 	rolling     bool
@@ -341,6 +342,8 @@ func (c *minerConn) handleResponse(m *stratum.Message) error {
 		if !m.Accepted() {
 			return errAuthorize
 		}
+		c.authorized = true
+		c.publish() // as firmware, mine nothing until the pool accepted the worker
 		return nil
 	case idExtranonceSubscribe:
 		ok := m.Accepted()
@@ -472,7 +475,7 @@ func (c *minerConn) handleSetVersionMask(m *stratum.Message) {
 
 // publish hands the hasher new work built from the reader's state.
 func (c *minerConn) publish() {
-	if c.job == nil || !c.subscribed {
+	if c.job == nil || !c.subscribed || !c.authorized {
 		return
 	}
 	w := &work{
