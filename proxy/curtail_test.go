@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashrelay/hashrelay/stratum/stratumtest"
 	"github.com/rs/zerolog"
 )
 
@@ -456,7 +457,7 @@ func TestCurtailRunPrice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logBuf syncBuffer
+	var logBuf stratumtest.SyncBuffer
 	c, err := newCurtailer(CurtailConfig{Price: price}, zerolog.New(&logBuf), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -484,24 +485,6 @@ func TestCurtailRunPrice(t *testing.T) {
 	// Without a price URL runPrice returns at once.
 	c2, _ := newCurtailer(CurtailConfig{}, zerolog.Nop(), nil)
 	c2.runPrice(t.Context(), nil, clock.now)
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger on another goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestRedactURL: a price feed's URL is logged without what may hold a secret.

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/hashrelay/hashrelay/proxy"
+	"github.com/hashrelay/hashrelay/stratum/stratumtest"
 )
 
 // The image tests prove the container image without a Docker engine: they read the
@@ -622,28 +623,10 @@ func (s *sandbox) command(ctx context.Context, env, argv []string) *exec.Cmd {
 	return cmd
 }
 
-// syncBuffer collects a process's output for failure messages.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // container is the ENTRYPOINT running in the sandbox.
 type container struct {
 	cmd     *exec.Cmd
-	out     syncBuffer // stdout and stderr
+	out     stratumtest.SyncBuffer // stdout and stderr
 	exited  chan struct{}
 	waitErr error // set before exited closes
 }

@@ -1,40 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashrelay/hashrelay/stratum/stratumtest"
 )
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startServe runs serve with args, which must include -admin off and -json, until
 // finish is called; finish ends it, waits for it to return nil and decodes its
 // JSON report. addr is the pool's address from the first line on stderr.
-func startServe(t *testing.T, args ...string) (addr string, stderr *syncBuffer, finish func() report) {
+func startServe(t *testing.T, args ...string) (addr string, stderr *stratumtest.SyncBuffer, finish func() report) {
 	t.Helper()
 	o, err := parseSettings(args, func(string) string { return "" }, io.Discard)
 	if err != nil {
@@ -42,7 +22,7 @@ func startServe(t *testing.T, args ...string) (addr string, stderr *syncBuffer, 
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	stdout, stderr := new(syncBuffer), new(syncBuffer)
+	stdout, stderr := new(stratumtest.SyncBuffer), new(stratumtest.SyncBuffer)
 	errc := make(chan error, 1)
 	go func() { errc <- serve(ctx, o, stdout, stderr) }()
 	eventually(t, "the first line", func() bool {
