@@ -93,6 +93,14 @@ func (s *Server) loadAccounts() error {
 		s.log.Warn().Err(err).Msg("state store: some counters not restored")
 	}
 	s.log.Info().Str("dir", s.cfg.StateDir).Int("workers", n).Msg("worker counters restored")
+	curtailed, err := s.restoreCurtailment(workers, fleet)
+	if err != nil {
+		s.log.Warn().Err(err).Msg("state store: curtailment not wholly restored")
+	}
+	if st := s.curtail.state(s.accounts.now()); st.Active {
+		s.log.Info().Str("cause", st.Cause).Float64("target_kw", st.TargetKW).Int("curtailed", curtailed).
+			Msg("curtailment restored: curtailed workers stay out")
+	}
 	return nil
 }
 
@@ -102,6 +110,9 @@ func (s *Server) saveAccounts() {
 		return
 	}
 	workers, fleet, err := s.accounts.marshal()
+	if err == nil {
+		fleet, err = s.addCurtailment(workers, fleet)
+	}
 	if err == nil {
 		err = s.store.save(workers, fleet)
 	}
