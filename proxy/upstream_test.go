@@ -726,23 +726,10 @@ func TestUpstreamSubmitTimeout(t *testing.T) {
 	c.expectEOF()
 }
 
-// logBuffer is a zerolog writer safe for the upstream's goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) lines(substr string) []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+// logLines returns the lines of a log holding substr.
+func logLines(log *stratumtest.SyncBuffer, substr string) []string {
 	var out []string
-	for _, l := range strings.Split(b.buf.String(), "\n") {
+	for _, l := range strings.Split(log.String(), "\n") {
 		if strings.Contains(l, substr) {
 			out = append(out, l)
 		}
@@ -752,7 +739,7 @@ func (b *logBuffer) lines(substr string) []string {
 
 func TestUpstreamJobTimeout(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	var logs logBuffer
+	var logs stratumtest.SyncBuffer
 	u, c, rec := dialed(t, func(c *upstreamConfig) {
 		c.JobTimeout = timeout
 		c.Log = zerolog.New(&logs).With().Str("pool", "stratum+tcp://acct@fake").Logger()
@@ -770,7 +757,7 @@ func TestUpstreamJobTimeout(t *testing.T) {
 	if d := time.Since(start); d < 3*timeout/2+timeout {
 		t.Errorf("closed after %v; jobs came every %v, want no close before %v", d, timeout/2, 3*timeout/2+timeout)
 	}
-	if l := logs.lines("upstream closed"); len(l) != 1 || !strings.Contains(l[0], `"reason":"job_timeout"`) ||
+	if l := logLines(&logs, "upstream closed"); len(l) != 1 || !strings.Contains(l[0], `"reason":"job_timeout"`) ||
 		!strings.Contains(l[0], `"pool":"stratum+tcp://acct@fake"`) || !strings.Contains(l[0], `"level":"warn"`) {
 		t.Errorf("close log lines %q; want one warning with the pool and reason job_timeout", l)
 	}

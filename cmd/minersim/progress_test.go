@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashrelay/hashrelay/stratum/stratumtest"
 )
 
 func TestProgressLine(t *testing.T) {
@@ -28,7 +30,7 @@ func TestProgressLine(t *testing.T) {
 // terminal, none with -progress=false.
 func TestShowProgress(t *testing.T) {
 	o := &options{miners: 1, progress: true, reportEvery: 20 * time.Millisecond, duration: time.Minute}
-	var b lockedBuilder
+	var b stratumtest.SyncBuffer
 	stop := showProgress(&b, o, time.Now(), func() progress { return progress{Started: 1, Held: 1} })
 	time.Sleep(110 * time.Millisecond)
 	stop()
@@ -37,7 +39,7 @@ func TestShowProgress(t *testing.T) {
 		t.Errorf("plain progress: got %q; want a few lines, no carriage returns", b.String())
 	}
 	o.progress = false
-	b = lockedBuilder{}
+	b = stratumtest.SyncBuffer{}
 	stop = showProgress(&b, o, time.Now(), func() progress { return progress{} })
 	time.Sleep(50 * time.Millisecond)
 	stop()
