@@ -19,13 +19,10 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/hashrelay/hashrelay/cmd/internal/flagenv"
 )
 
 func main() {
@@ -33,19 +30,6 @@ func main() {
 }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	s, err := parseSettings(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "loadbench:", err)
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := execute(ctx, s, stdout, stderr); err != nil {
-		fmt.Fprintln(stderr, "loadbench:", err)
-		return 1
-	}
-	return 0
+	return flagenv.Run("loadbench", args, getenv, stderr, parseSettings,
+		func(ctx context.Context, s *settings) error { return execute(ctx, s, stdout, stderr) })
 }

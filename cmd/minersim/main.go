@@ -20,12 +20,10 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/hashrelay/hashrelay/cmd/internal/flagenv"
 )
 
 func main() {
@@ -33,29 +31,14 @@ func main() {
 }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	o, err := parseSettings(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "minersim:", err)
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if o.slots > 0 {
-		err = serveWorker(ctx, o, os.Stdin, stdout)
-	} else {
-		err = simulate(ctx, o, args, stdout, stderr)
-	}
-	var limit *limitError
-	switch {
-	case errors.As(err, &limit):
-		fmt.Fprintln(stderr, "minersim:", err)
-		return 2
-	case err != nil:
-		fmt.Fprintln(stderr, "minersim:", err)
-		return 1
-	}
-	return 0
+	return flagenv.Run("minersim", args, getenv, stderr, parseSettings, func(ctx context.Context, o *options) error {
+		if o.slots > 0 {
+			return serveWorker(ctx, o, os.Stdin, stdout)
+		}
+		err := simulate(ctx, o, args, stdout, stderr)
+		if limit := (*limitError)(nil); errors.As(err, &limit) {
+			return flagenv.SettingError(err) // exit 2: as a setting, it cannot work here
+		}
+		return err
+	})
 }

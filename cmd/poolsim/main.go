@@ -21,13 +21,10 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/hashrelay/hashrelay/cmd/internal/flagenv"
 )
 
 func main() {
@@ -35,19 +32,6 @@ func main() {
 }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	o, err := parseSettings(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "poolsim:", err)
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := serve(ctx, o, stdout, stderr); err != nil {
-		fmt.Fprintln(stderr, "poolsim:", err)
-		return 1
-	}
-	return 0
+	return flagenv.Run("poolsim", args, getenv, stderr, parseSettings,
+		func(ctx context.Context, o *options) error { return serve(ctx, o, stdout, stderr) })
 }

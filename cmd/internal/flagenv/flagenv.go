@@ -1,7 +1,8 @@
 // Package flagenv fills a command's flag set from environment variables named
 // after its flags (listen → PREFIX_LISTEN), and says what a flag takes when a
 // value does not parse. HashRelay's commands share it so each reads its settings
-// the same way: the command line first, then the environment.
+// the same way: the command line first, then the environment; Run (run.go) gives
+// the load tools one way to parse, run until a signal, and exit.
 package flagenv
 
 import (
