@@ -49,22 +49,11 @@ func newBlocks(d time.Duration) int {
 // runNewBlock posts /fault/new-block to the pool on schedule; minersim measures
 // each clean job's latency from the stamp the pool put in its coinbase.
 func runNewBlock(c *column) error {
-	poolDiff := minerDiff
-	if c.proxied {
-		poolDiff = minerDiff * forwardRatio
-	}
-	p, err := c.startPool("poolsim", poolDiff)
+	tb, err := c.startTestbed()
 	if err != nil {
 		return err
 	}
-	url, srv, r, err := c.serverUnderTest([]*pool{p}, p.url)
-	if err != nil {
-		return err
-	}
-	var side *sampler
-	if r != nil {
-		side = c.sample(p.child)
-	}
+	p, url, srv, r, side := tb.pool, tb.url, tb.srv, tb.r, tb.side
 	m, err := c.startMiners(url, newBlockRate)
 	if err != nil {
 		return err

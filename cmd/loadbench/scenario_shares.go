@@ -115,22 +115,11 @@ func concat(parts ...[]rowSpec) []rowSpec {
 // (hashrelay_shares_total, or poolsim's submits); minersim gives the latencies and
 // its bytes; poolsim's bytes over the whole minersim run give the upstream traffic.
 func runShares(c *column, shareRate float64) error {
-	poolDiff := minerDiff
-	if c.proxied {
-		poolDiff = minerDiff * forwardRatio
-	}
-	p, err := c.startPool("poolsim", poolDiff)
+	tb, err := c.startTestbed()
 	if err != nil {
 		return err
 	}
-	url, srv, r, err := c.serverUnderTest([]*pool{p}, p.url)
-	if err != nil {
-		return err
-	}
-	var side *sampler
-	if r != nil {
-		side = c.sample(p.child)
-	}
+	p, url, srv, r, side := tb.pool, tb.url, tb.srv, tb.r, tb.side
 	st0, err := p.stats(c.ctx)
 	if err != nil {
 		return err

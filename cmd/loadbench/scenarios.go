@@ -210,6 +210,37 @@ func (c *column) serverUnderTest(pools []*pool, minerURL string) (string, *sampl
 	return r.url(), c.sample(r.child), r, nil
 }
 
+// testbed is one poolsim and the server under test in front of it.
+type testbed struct {
+	pool *pool
+	url  string   // where the miners connect
+	srv  *sampler // the server under test's CPU and memory
+	r    *relay   // HashRelay; nil in the direct column
+	side *sampler // poolsim behind HashRelay; nil in the direct column
+}
+
+// startTestbed starts poolsim at the miners' difficulty (forwardRatio times it behind
+// HashRelay, which then forwards that share of the shares) and the server under test.
+func (c *column) startTestbed() (*testbed, error) {
+	poolDiff := minerDiff
+	if c.proxied {
+		poolDiff = minerDiff * forwardRatio
+	}
+	p, err := c.startPool("poolsim", poolDiff)
+	if err != nil {
+		return nil, err
+	}
+	url, srv, r, err := c.serverUnderTest([]*pool{p}, p.url)
+	if err != nil {
+		return nil, err
+	}
+	tb := &testbed{pool: p, url: url, srv: srv, r: r}
+	if r != nil {
+		tb.side = c.sample(p.child)
+	}
+	return tb, nil
+}
+
 // sample starts sampling ch's /proc files until the column ends.
 func (c *column) sample(ch *child) *sampler {
 	s := startSampler(ch.pid)
